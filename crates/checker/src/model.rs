@@ -1,0 +1,138 @@
+//! What the checker reads, in its own minimal types.
+//!
+//! These mirror only the fields of the public API that the invariants need, and they are written
+//! here rather than taken from the shared `contracts` crate on purpose: if the shared types ever
+//! drift from what the services really answer, the checker notices instead of agreeing with them.
+//! Fields the checker does not need are ignored, so additions to the API do not break it; a
+//! status it does not know is a decoding error, because guessing what it means could hide a bug.
+
+use serde::Deserialize;
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderStatus {
+    /// Acknowledged in an eventual mode, not yet applied everywhere.
+    Accepted,
+    Confirmed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Accepted => "accepted",
+            OrderStatus::Confirmed => "confirmed",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// An order, as `GET /orders/{id}` and `GET /accounts/{id}/orders` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub account_id: String,
+    pub status: OrderStatus,
+    pub total_cents: i64,
+    pub points: i64,
+}
+
+impl Order {
+    /// The points the order earns: one per whole currency unit of its total.
+    pub fn earned_points(&self) -> i64 {
+        self.total_cents / 100
+    }
+}
+
+/// `GET /wallets/{account_id}`; all zeros for a wallet that was never created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Wallet {
+    pub balance_cents: i64,
+    /// Only shown in messages: funds held by a strong-mode order in flight.
+    #[serde(default)]
+    pub held_cents: i64,
+    pub top_ups_cents: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentStatus {
+    /// The money moved from the wallet to the order.
+    Captured,
+    /// The money never moved.
+    Declined,
+    /// Captured, then given back: net zero.
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::Declined => "declined",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+}
+
+/// One entry of `GET /wallets/{account_id}/payments`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Payment {
+    pub order_id: String,
+    pub account_id: String,
+    pub amount_cents: i64,
+    pub status: PaymentStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerStatus {
+    /// Points granted for the order.
+    Credited,
+    /// Points taken back because the order was cancelled.
+    Reversed,
+}
+
+impl LedgerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerStatus::Credited => "credited",
+            LedgerStatus::Reversed => "reversed",
+        }
+    }
+}
+
+/// One entry of `GET /loyalty/{account_id}/ledger`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LedgerEntry {
+    pub order_id: String,
+    pub points: i64,
+    pub status: LedgerStatus,
+}
+
+/// What Stats counts: `GET /stats`, or one account's part of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Totals {
+    pub orders: i64,
+    pub revenue_cents: i64,
+}
+
+/// Everything the services say about one account, read through the public API. The audit of
+/// an account is a pure function of this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSnapshot {
+    pub account_id: String,
+    /// `GET /accounts/{id}/orders`, every page, in the order listed.
+    pub orders: Vec<Order>,
+    /// `GET /stats/accounts/{id}`.
+    pub stats: Totals,
+    /// `GET /loyalty/{id}`: the points balance.
+    pub points: i64,
+    /// `GET /loyalty/{id}/ledger`, every page.
+    pub ledger: Vec<LedgerEntry>,
+    /// `GET /wallets/{id}`.
+    pub wallet: Wallet,
+    /// `GET /wallets/{id}/payments`, every page.
+    pub payments: Vec<Payment>,
+}

@@ -1,0 +1,13 @@
+//! The `converge` binary's library: the only crate that wires the services together.
+//!
+//! - [`settings`]: every flag, each also an environment variable.
+//! - [`system`]: starts the five services and the user-facing gateway in one process, each on
+//!   its own address, and stops them (gracefully, or abruptly as a crash would).
+//! - [`workload`]: a seeded workload of accounts, top-ups and orders, and the client that
+//!   drives it through the public API.
+//! - [`demo`]: the same workload through each mode, side by side.
+
+pub mod demo;
+pub mod settings;
+pub mod system;
+pub mod workload;

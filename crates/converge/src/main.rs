@@ -1,0 +1,175 @@
+//! `converge`: serve, check, demo. Errors end here, logged once with their cause chain.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use converge::settings::{CheckArgs, Cli, Command, Part, ServeArgs};
+use converge::system::{self, System, SystemConfig};
+use converge::workload::Client;
+use runtime::Peers;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Check(_));
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "info" })),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => check(args).await,
+        Command::Demo(args) => demo(args).await,
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = SystemConfig::new(args.mode.into(), args.data_dir.clone());
+    args.knobs.apply(&mut config);
+    config.listen = args.listen;
+    config.service_addrs = args.addrs.all();
+    if let Some(secret) = &args.secret {
+        config.secret = secret.clone();
+    }
+    match args.service {
+        None => {
+            let system = System::start(config).await?;
+            tracing::info!(url = system.url, mode = %system.mode, data_dir = %args.data_dir.display(), "serving");
+            system.run_until(shutdown_signal()).await
+        }
+        Some(part) => serve_part(part, &args, config).await,
+    }
+}
+
+/// One part on its own: the other services are reached at the addresses given.
+async fn serve_part(part: Part, args: &ServeArgs, config: SystemConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.secret.is_some(),
+        "--secret (or CONVERGE_SECRET) is required with --service: every process must share it"
+    );
+    let addrs = args.addrs.all();
+    let url = |i: usize, name: &str| -> anyhow::Result<String> {
+        let addr =
+            addrs[i].ok_or_else(|| anyhow::anyhow!("--{name}-addr is required with --service"))?;
+        Ok(format!("http://{addr}"))
+    };
+    let peers = Peers {
+        account: url(0, "account")?,
+        order: url(1, "order")?,
+        payment: url(2, "payment")?,
+        loyalty: url(3, "loyalty")?,
+        stats: url(4, "stats")?,
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let shutdown = CancellationToken::new();
+    let tasks = match part.service() {
+        Some(service) => {
+            let app = system::build_service(
+                service,
+                config.service_config(service, peers),
+                listener,
+                shutdown.clone(),
+            )
+            .await?;
+            app.tasks
+        }
+        None => vec![system::gateway_task(
+            listener,
+            peers,
+            config.secret.clone(),
+            config.call_timeout,
+            shutdown.clone(),
+        )],
+    };
+    tracing::info!(part = ?part, listen = %args.listen, mode = %config.mode, "serving");
+    let signal_token = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal_token.cancel();
+    });
+    runtime::supervise::run_tasks(tasks, shutdown).await
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.url);
+    if args.wait_s > 0 {
+        converge::demo::wait_quiet(&client, std::time::Duration::from_secs(args.wait_s)).await?;
+    }
+    let options = checker::CheckOptions {
+        expect_settled: !args.allow_unsettled,
+        ..Default::default()
+    };
+    let report = checker::check(client.http(), client.base(), &options).await?;
+    for violation in &report.violations {
+        println!("{violation}");
+    }
+    println!("{report}");
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn demo(args: converge::settings::DemoArgs) -> anyhow::Result<ExitCode> {
+    println!(
+        "Placing {} orders over {} accounts ({} in flight) in each of: {}",
+        args.orders,
+        args.accounts,
+        args.concurrency,
+        args.modes
+            .iter()
+            .map(|m| format!("{m:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let results = converge::demo::run(args).await?;
+    print!("{}", converge::demo::table(&results));
+    let mut clean = true;
+    for result in &results {
+        for violation in &result.violations {
+            clean = false;
+            println!("{}: {violation}", result.mode);
+        }
+    }
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,213 @@
+//! A whole Converge system in one process: five services, each on its own address with its
+//! own database, talking over HTTP as they would across machines, and the gateway in front.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use contracts::{Mode, ServiceName};
+use runtime::{App, Peers, ServiceConfig, Task};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Per-service processing delays ("complex logic or delays").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delays {
+    pub account: Duration,
+    pub order: Duration,
+    pub payment: Duration,
+    pub loyalty: Duration,
+    pub stats: Duration,
+}
+
+impl Delays {
+    pub fn of(&self, service: ServiceName) -> Duration {
+        match service {
+            ServiceName::Account => self.account,
+            ServiceName::Order => self.order,
+            ServiceName::Payment => self.payment,
+            ServiceName::Loyalty => self.loyalty,
+            ServiceName::Stats => self.stats,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    pub mode: Mode,
+    pub data_dir: PathBuf,
+    pub secret: String,
+    /// The user-facing address; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Each service's own address, or a free port on 127.0.0.1 when `None`.
+    pub service_addrs: [Option<SocketAddr>; 5],
+    pub call_timeout: Duration,
+    pub network_delay: Duration,
+    pub delays: Delays,
+    pub cron_interval: Duration,
+    pub in_doubt_after: Duration,
+}
+
+impl SystemConfig {
+    /// A system on free ports with every delay off: what tests and the demo start from.
+    pub fn new(mode: Mode, data_dir: PathBuf) -> Self {
+        Self {
+            mode,
+            data_dir,
+            secret: new_secret(),
+            listen: "127.0.0.1:0".parse().expect("a valid address"),
+            service_addrs: [None; 5],
+            call_timeout: Duration::from_millis(2_000),
+            network_delay: Duration::ZERO,
+            delays: Delays::default(),
+            cron_interval: Duration::from_millis(1_000),
+            in_doubt_after: Duration::from_millis(5_000),
+        }
+    }
+
+    /// The settings of one service, given where its peers are.
+    pub fn service_config(&self, service: ServiceName, peers: Peers) -> ServiceConfig {
+        let mut config =
+            ServiceConfig::new(self.mode, self.data_dir.clone(), self.secret.clone(), peers);
+        config.call_timeout = self.call_timeout;
+        config.network_delay = self.network_delay;
+        config.processing_delay = self.delays.of(service);
+        config.cron_interval = self.cron_interval;
+        config.in_doubt_after = self.in_doubt_after;
+        config
+    }
+}
+
+/// A random shared secret for the internal routes, for when none is given.
+pub fn new_secret() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Builds one service on a bound listener.
+pub async fn build_service(
+    service: ServiceName,
+    config: ServiceConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<App> {
+    match service {
+        ServiceName::Account => service_account::build(config, listener, shutdown).await,
+        ServiceName::Order => service_order::build(config, listener, shutdown).await,
+        ServiceName::Payment => service_payment::build(config, listener, shutdown).await,
+        ServiceName::Loyalty => service_loyalty::build(config, listener, shutdown).await,
+        ServiceName::Stats => service_stats::build(config, listener, shutdown).await,
+    }
+}
+
+/// The gateway as a task.
+pub fn gateway_task(
+    listener: TcpListener,
+    peers: Peers,
+    secret: String,
+    call_timeout: Duration,
+    shutdown: CancellationToken,
+) -> Task {
+    let router = gateway::router(gateway::Gateway::new(peers, secret, call_timeout));
+    runtime::http::serve_task(listener, router, shutdown)
+}
+
+/// A running system.
+#[derive(Debug)]
+pub struct System {
+    /// The user-facing address, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    pub peers: Peers,
+    pub mode: Mode,
+    shutdown: CancellationToken,
+    running: JoinHandle<anyhow::Result<()>>,
+}
+
+impl System {
+    /// Binds every address, builds every service and starts them all. Services are built in
+    /// order, but none calls another before it is asked to, so the order does not matter.
+    pub async fn start(config: SystemConfig) -> anyhow::Result<Self> {
+        let mut listeners = Vec::with_capacity(5);
+        for (service, addr) in ServiceName::ALL.into_iter().zip(config.service_addrs) {
+            let addr = addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("a valid address"));
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {addr} for the {service} service: {e}")
+            })?;
+            listeners.push(listener);
+        }
+        let url_of = |l: &TcpListener| -> anyhow::Result<String> {
+            Ok(format!("http://{}", l.local_addr()?))
+        };
+        let peers = Peers {
+            account: url_of(&listeners[0])?,
+            order: url_of(&listeners[1])?,
+            payment: url_of(&listeners[2])?,
+            loyalty: url_of(&listeners[3])?,
+            stats: url_of(&listeners[4])?,
+        };
+        let gateway_listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let url = format!("http://{}", gateway_listener.local_addr()?);
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        for (service, listener) in ServiceName::ALL.into_iter().zip(listeners) {
+            let app = build_service(
+                service,
+                config.service_config(service, peers.clone()),
+                listener,
+                shutdown.child_token(),
+            )
+            .await
+            .map_err(|e| e.context(format!("cannot start the {service} service")))?;
+            tasks.extend(app.tasks.into_iter().map(|task| {
+                let name = format!("{service}: {}", task.name);
+                task.renamed(name)
+            }));
+        }
+        tasks.push(gateway_task(
+            gateway_listener,
+            peers.clone(),
+            config.secret.clone(),
+            config.call_timeout,
+            shutdown.child_token(),
+        ));
+        let running = tokio::spawn(runtime::supervise::run_tasks(tasks, shutdown.clone()));
+        Ok(Self {
+            url,
+            peers,
+            mode: config.mode,
+            shutdown,
+            running,
+        })
+    }
+
+    /// Stops gracefully: servers finish the requests in flight, workers stop between batches.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.running.await?
+    }
+
+    /// Stops abruptly, as a crash would: every task is dropped wherever it is. What was
+    /// committed is on disk; what was not is rolled back by SQLite.
+    pub async fn kill(self) {
+        self.running.abort();
+        let _ = self.running.await;
+    }
+
+    /// Waits until the system stops by itself (a task failed) or `signal` completes.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let mut running = self.running;
+        tokio::select! {
+            result = &mut running => return result?,
+            _ = signal => {}
+        }
+        shutdown.cancel();
+        running.await?
+    }
+}

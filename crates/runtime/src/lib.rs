@@ -1,0 +1,24 @@
+//! What every Converge service runs on. Nothing here knows about orders or wallets.
+//!
+//! - [`config`]: the settings a service is built from.
+//! - [`http`]: serving a router on a bound listener until shutdown, the JSON extractor that
+//!   turns every rejection into `{"error": ...}`, the internal-secret guard.
+//! - [`error`]: [`ApiError`], the one error type every handler returns.
+//! - [`peer`]: calls to another service, with a timeout, the added network delay and errors
+//!   that say whether a retry can help.
+//! - [`metrics`]: a Prometheus registry per service.
+//! - [`supervise`]: a service is a set of tasks; when one stops, all stop and say why.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod peer;
+pub mod supervise;
+
+pub use config::{Peers, ServiceConfig};
+pub use error::ApiError;
+pub use http::ApiJson;
+pub use metrics::Metrics;
+pub use peer::{CallError, Peer};
+pub use supervise::{App, Task};

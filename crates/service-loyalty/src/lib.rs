@@ -1,0 +1,333 @@
+//! The Loyalty service grants one point per whole currency unit of each confirmed order, and
+//! keeps a ledger with one entry per order.
+//!
+//! How an order reaches it depends on the mode (two-phase commit, the Order feed read
+//! continuously, or a periodic batch job); crediting is the same in every mode: [`credit`]
+//! and [`reverse`], idempotent per order.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use contracts::api::{Ledger, LedgerEntry, LedgerStatus, PageQuery, Points};
+use contracts::events::{Event, EventBody};
+use contracts::internal::{PrepareRequest, Vote};
+use contracts::{Mode, ServiceName, now_ms};
+use runtime::{ApiError, ApiJson, App, Metrics, Peer, ServiceConfig, Task};
+use sqlx::SqliteConnection;
+use storage::Db;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use transport::{Apply, ApplyError, ConsumerConfig, HttpFeed};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+const IN_DOUBT_SQL: &str = "SELECT COUNT(*) FROM ledger WHERE status = 'pending'";
+
+pub async fn build(
+    config: ServiceConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<App> {
+    let db = Db::open(&config.data_dir, "loyalty", &MIGRATOR, config.mode).await?;
+    transport::install(&db).await?;
+    let metrics = Metrics::new("loyalty");
+    let loyalty = Loyalty {
+        db: db.clone(),
+        metrics: metrics.clone(),
+    };
+    let order = Peer::new(
+        "order",
+        &config.peers.order,
+        runtime::peer::http_client(),
+        &config.secret,
+        config.call_timeout,
+        config.network_delay,
+    );
+    let public = Router::new()
+        .route("/loyalty/{account_id}", get(points))
+        .route("/loyalty/{account_id}/ledger", get(ledger))
+        .with_state(loyalty.clone());
+    let mut internal = transport::admin::router(db.clone(), None, Some(IN_DOUBT_SQL));
+    let mut tasks = Vec::new();
+    match config.mode {
+        Mode::Strong => {
+            let participant = Arc::new(loyalty.clone());
+            internal = internal.merge(twophase::router(participant.clone()));
+            internal = runtime::http::with_processing_delay(internal, config.processing_delay);
+            tasks.push(Task::new(
+                "loyalty in-doubt resolver",
+                twophase::resolve_in_doubt(
+                    participant,
+                    order,
+                    config.in_doubt_after,
+                    shutdown.clone(),
+                ),
+            ));
+        }
+        Mode::Queue | Mode::Cron => {
+            let schedule = transport::consumer::schedule_for(config.mode, config.cron_interval);
+            let mut consumer = ConsumerConfig::new(schedule);
+            consumer.processing_delay = config.processing_delay;
+            tasks.push(Task::new(
+                "loyalty consumer of the order feed",
+                transport::consumer::run(
+                    db,
+                    HttpFeed::new("order", order),
+                    loyalty,
+                    consumer,
+                    metrics.clone(),
+                    shutdown.clone(),
+                ),
+            ));
+        }
+    }
+    let router = runtime::http::service_router(public, internal, &config.secret, metrics);
+    let addr = listener.local_addr()?;
+    tasks.push(runtime::http::serve_task(
+        listener,
+        router,
+        shutdown.clone(),
+    ));
+    Ok(App {
+        name: ServiceName::Loyalty.to_string(),
+        addr,
+        tasks,
+        shutdown,
+    })
+}
+
+#[derive(Clone)]
+struct Loyalty {
+    db: Db,
+    metrics: Metrics,
+}
+
+/// Credits the order's points, once: only an order without an entry, or with a pending one,
+/// is credited.
+async fn credit(
+    conn: &mut SqliteConnection,
+    order_id: &str,
+    account_id: &str,
+    points: i64,
+) -> Result<bool, sqlx::Error> {
+    let changed = sqlx::query(
+        "INSERT INTO ledger (order_id, account_id, points, status, applied_at_ms)
+         VALUES (?, ?, ?, 'credited', ?)
+         ON CONFLICT (order_id) DO UPDATE SET status = 'credited', applied_at_ms = excluded.applied_at_ms
+         WHERE status = 'pending'",
+    )
+    .bind(order_id)
+    .bind(account_id)
+    .bind(points)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    add(conn, account_id, points).await?;
+    Ok(true)
+}
+
+/// Takes back a cancelled order's points if they were credited; an order not seen yet gets a
+/// reversed entry, so that it is never credited later.
+async fn reverse(
+    conn: &mut SqliteConnection,
+    order_id: &str,
+    account_id: &str,
+    points: i64,
+) -> Result<(), sqlx::Error> {
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT status FROM ledger WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO ledger (order_id, account_id, points, status, applied_at_ms)
+         VALUES (?, ?, ?, 'reversed', ?)
+         ON CONFLICT (order_id) DO UPDATE SET status = 'reversed', applied_at_ms = excluded.applied_at_ms",
+    )
+    .bind(order_id)
+    .bind(account_id)
+    .bind(points)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    if previous.as_deref() == Some("credited") {
+        add(conn, account_id, -points).await?;
+    }
+    Ok(())
+}
+
+async fn add(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    points: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO balances (account_id, points) VALUES (?, ?)
+         ON CONFLICT (account_id) DO UPDATE SET points = points + excluded.points",
+    )
+    .bind(account_id)
+    .bind(points)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An account Loyalty has no entry for has zero points: Loyalty does not own accounts.
+async fn points(
+    State(loyalty): State<Loyalty>,
+    Path(account_id): Path<String>,
+) -> Result<ApiJson<Points>, ApiError> {
+    let points: Option<i64> =
+        sqlx::query_scalar("SELECT points FROM balances WHERE account_id = ?")
+            .bind(&account_id)
+            .fetch_optional(&loyalty.db.read)
+            .await?;
+    Ok(ApiJson(Points {
+        account_id,
+        points: points.unwrap_or(0),
+    }))
+}
+
+/// The account's ledger, by order id. Pending entries are a two-phase commit in flight and
+/// are not shown: no read counts a prepared entry.
+async fn ledger(
+    State(loyalty): State<Loyalty>,
+    Path(account_id): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Result<ApiJson<Ledger>, ApiError> {
+    let limit = page.limit()?;
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT order_id, points, status FROM ledger
+         WHERE account_id = ? AND order_id > ? AND status != 'pending'
+         ORDER BY order_id LIMIT ?",
+    )
+    .bind(&account_id)
+    .bind(page.after())
+    .bind(limit as i64)
+    .fetch_all(&loyalty.db.read)
+    .await?;
+    let entries: Vec<LedgerEntry> = rows
+        .into_iter()
+        .map(|(order_id, points, status)| LedgerEntry {
+            order_id,
+            points,
+            status: if status == "credited" {
+                LedgerStatus::Credited
+            } else {
+                LedgerStatus::Reversed
+            },
+        })
+        .collect();
+    let next_after = (entries.len() == limit).then(|| entries[limit - 1].order_id.clone());
+    Ok(ApiJson(Ledger {
+        account_id,
+        entries,
+        next_after,
+    }))
+}
+
+impl Apply for Loyalty {
+    type Context = ();
+
+    async fn gather(&self, _events: &[Event]) -> Result<(), ApplyError> {
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        events: &[Event],
+        _: &(),
+    ) -> Result<(), ApplyError> {
+        for event in events {
+            match transport::consumer::decode(event)? {
+                EventBody::OrderPlaced {
+                    order_id,
+                    account_id,
+                    points,
+                    ..
+                } => {
+                    credit(tx, &order_id, &account_id, points).await?;
+                }
+                EventBody::OrderCancelled {
+                    order_id,
+                    account_id,
+                    points,
+                    ..
+                } => {
+                    reverse(tx, &order_id, &account_id, points).await?;
+                }
+                // Payment's verdicts travel on another feed.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&self, events: &[Event]) {
+        for event in events {
+            if let Ok(EventBody::OrderPlaced {
+                acknowledged_at_ms, ..
+            }) = event.decode()
+            {
+                self.metrics.observe_apply(acknowledged_at_ms);
+            }
+        }
+    }
+}
+
+impl twophase::Participant for Loyalty {
+    async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
+        sqlx::query(
+            "INSERT INTO ledger (order_id, account_id, points, status, prepared_at_ms)
+             VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(&request.tx_id)
+        .bind(&request.account_id)
+        .bind(request.points)
+        .bind(now_ms())
+        .execute(&self.db.write)
+        .await?;
+        Ok(Vote::Yes)
+    }
+
+    async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
+        let mut tx = self.db.write.begin().await?;
+        let pending: Option<(String, i64)> = sqlx::query_as(
+            "SELECT account_id, points FROM ledger WHERE order_id = ? AND status = 'pending'",
+        )
+        .bind(&tx_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((account_id, points)) = pending {
+            credit(&mut tx, &tx_id, &account_id, points).await?;
+        }
+        tx.commit().await?;
+        // Applied before the order is acknowledged: strong mode's lag is zero by design.
+        self.metrics.apply_lag_ms.observe(0.0);
+        Ok(())
+    }
+
+    async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM ledger WHERE order_id = ? AND status = 'pending'")
+            .bind(&tx_id)
+            .execute(&self.db.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn in_doubt(&self, prepared_before_ms: i64) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT order_id FROM ledger WHERE status = 'pending' AND prepared_at_ms < ? LIMIT 100",
+        )
+        .bind(prepared_before_ms)
+        .fetch_all(&self.db.read)
+        .await?)
+    }
+}

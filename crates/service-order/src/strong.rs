@@ -1,0 +1,283 @@
+//! Strong mode: the Order service coordinates a two-phase commit per order.
+//!
+//! The decision log is the `decisions` table. `commit` is logged in the same local
+//! transaction as the confirmed order (and its idempotency answer), so "the order exists" and
+//! "the decision is commit" are one fact. No decision means abort (presumed abort).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use contracts::api::OrderStatus;
+use contracts::ids::OrderId;
+use contracts::internal::{Outcome, OutcomeBody, PrepareRequest};
+use contracts::now_ms;
+use contracts::order::NewOrder;
+use runtime::{ApiError, ApiJson};
+use tokio_util::sync::CancellationToken;
+use twophase::coordinator::{self, Votes};
+
+use crate::Orders;
+use crate::idempotency::{self, Claim, Earlier};
+use crate::store::{self, COLUMNS, order_from};
+
+/// Tries of the commit phase while the user waits. A participant that misses all three is
+/// left to recovery: the decision is already logged and cannot change.
+const COMMIT_ATTEMPTS_MAX: u32 = 3;
+
+pub(crate) async fn place(
+    orders: &Orders,
+    order: NewOrder,
+    claim: Option<Claim>,
+) -> Result<Response, ApiError> {
+    let id = OrderId::generate();
+    if let Some(claim) = &claim {
+        let mut tx = orders.db.write.begin().await?;
+        match idempotency::find(&mut tx, claim).await? {
+            Some(Earlier::Answered(response)) => return Ok(response),
+            Some(Earlier::InProgress) => {
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is in progress".into(),
+                ));
+            }
+            None => idempotency::insert(&mut tx, claim, id.as_str(), None).await?,
+        }
+        tx.commit().await?;
+    }
+    let result = coordinate(orders, &id, &order, claim.as_ref()).await;
+    if let Some(claim) = &claim {
+        let mut conn = orders.db.write.acquire().await?;
+        match &result {
+            // The answer was stored with the decision.
+            Ok(_) => {}
+            // A refusal stands: the same request gets the same answer.
+            Err(error @ ApiError::Refused(_)) => {
+                let body = serde_json::json!({ "error": error.to_string() }).to_string();
+                idempotency::answer(&mut conn, claim, error.status(), &body).await?;
+            }
+            // Anything else may go away: let a retry try again.
+            Err(_) => idempotency::forget(&mut conn, claim).await?,
+        }
+    }
+    result
+}
+
+async fn coordinate(
+    orders: &Orders,
+    id: &OrderId,
+    order: &NewOrder,
+    claim: Option<&Claim>,
+) -> Result<Response, ApiError> {
+    let participants = &orders.participants[..];
+    let request = PrepareRequest {
+        tx_id: id.to_string(),
+        account_id: order.account_id().to_string(),
+        total_cents: order.total().get(),
+        points: order.total().points(),
+        started_at_ms: now_ms(),
+    };
+    match coordinator::prepare_all(participants, &request).await {
+        Votes::AllYes => {}
+        Votes::Refused(reason) => {
+            coordinator::abort_all(participants, id.as_str()).await;
+            return Err(ApiError::Refused(reason));
+        }
+        Votes::Failed(error) => {
+            coordinator::abort_all(participants, id.as_str()).await;
+            return Err(ApiError::Unavailable(format!(
+                "{error}; the order was not placed"
+            )));
+        }
+    }
+    fail::fail_point!("order::before-decision", |_| Err(crash_point(
+        "before-decision"
+    )));
+
+    let now = now_ms();
+    let confirmed = store::new_order(id, order, OrderStatus::Confirmed, now);
+    let body = serde_json::to_string(&confirmed).expect("an order always serializes");
+    let mut tx = orders.db.write.begin().await?;
+    let won = sqlx::query(
+        "INSERT INTO decisions (tx_id, outcome, decided_at_ms) VALUES (?, 'commit', ?)
+         ON CONFLICT (tx_id) DO NOTHING",
+    )
+    .bind(id.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !won {
+        // A participant tired of waiting asked for the outcome first and was told abort.
+        drop(tx);
+        coordinator::abort_all(participants, id.as_str()).await;
+        return Err(ApiError::Unavailable(
+            "the two-phase commit timed out at a participant; the order was not placed".into(),
+        ));
+    }
+    store::insert(&mut tx, &confirmed).await?;
+    if let Some(claim) = claim {
+        idempotency::answer(&mut tx, claim, StatusCode::CREATED, &body).await?;
+    }
+    tx.commit().await?;
+    fail::fail_point!("order::after-decision", |_| Err(crash_point(
+        "after-decision"
+    )));
+
+    let mut attempt = 1;
+    while let Err(error) = coordinator::commit_all(participants, id.as_str()).await {
+        if attempt >= COMMIT_ATTEMPTS_MAX {
+            return Err(ApiError::Unavailable(format!(
+                "order {id} is confirmed, but {error}; it will be applied there automatically"
+            )));
+        }
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+    }
+    mark_completed(orders, id.as_str()).await;
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+/// What a test's crash point returns: the request dies there, as if the process had.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+fn crash_point(name: &str) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("crash point {name}"))
+}
+
+async fn mark_completed(orders: &Orders, tx_id: &str) {
+    let done = sqlx::query("UPDATE decisions SET completed = 1 WHERE tx_id = ?")
+        .bind(tx_id)
+        .execute(&orders.db.write)
+        .await;
+    if let Err(error) = done {
+        // Harmless: recovery will send the (idempotent) commit again and mark it then.
+        tracing::warn!(tx_id, %error, "cannot mark decision completed");
+    }
+}
+
+/// Internal: `GET /internal/2pc/{tx_id}/outcome`, for participants in doubt.
+pub(crate) fn router(orders: Orders) -> Router {
+    Router::new()
+        .route("/internal/2pc/{tx_id}/outcome", get(outcome))
+        .with_state(orders)
+}
+
+/// Answers from the log. With no decision logged, logs `abort` first: from then on the
+/// coordinator cannot log `commit` for this transaction (the primary key), so the participant
+/// that asked and the coordinator can never disagree.
+async fn outcome(
+    State(orders): State<Orders>,
+    Path(tx_id): Path<String>,
+) -> Result<ApiJson<OutcomeBody>, ApiError> {
+    let mut tx = orders.db.write.begin().await?;
+    sqlx::query(
+        "INSERT INTO decisions (tx_id, outcome, decided_at_ms, completed) VALUES (?, 'abort', ?, 1)
+         ON CONFLICT (tx_id) DO NOTHING",
+    )
+    .bind(&tx_id)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    let logged: String = sqlx::query_scalar("SELECT outcome FROM decisions WHERE tx_id = ?")
+        .bind(&tx_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let outcome = Outcome::parse(&logged)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("bad outcome {logged:?} in the log")))?;
+    Ok(ApiJson(OutcomeBody { outcome }))
+}
+
+/// At start-up, before serving: an idempotency key left without an answer by a crash gets the
+/// answer of its order if the order committed, and is forgotten if it did not (so the
+/// client's retry places it).
+pub(crate) async fn recover_keys(orders: &Orders) -> anyhow::Result<()> {
+    let pending: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, order_id FROM idempotency_keys WHERE response IS NULL")
+            .fetch_all(&orders.db.write)
+            .await?;
+    for (key, order_id) in pending {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?"))
+            .bind(&order_id)
+            .fetch_optional(&orders.db.write)
+            .await?;
+        match row {
+            Some(row) => {
+                let body = serde_json::to_string(&order_from(&row))?;
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status_code = 201, response = ? WHERE key = ?",
+                )
+                .bind(body)
+                .bind(&key)
+                .execute(&orders.db.write)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM idempotency_keys WHERE key = ?")
+                    .bind(&key)
+                    .execute(&orders.db.write)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finishes what the coordinator owes: every `commit` logged but not applied everywhere (a
+/// crash after the decision, or a participant that was down) is sent again until every
+/// participant has it. Runs at start-up and then periodically.
+pub(crate) async fn complete_decisions(
+    orders: Orders,
+    in_doubt_after: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let period = (in_doubt_after / 2).max(Duration::from_millis(50));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = ticks.tick() => {}
+        }
+        // At start-up everything incomplete is owed; later, only what the request path has
+        // had time to finish and did not.
+        let before = if first {
+            i64::MAX
+        } else {
+            now_ms() - in_doubt_after.as_millis() as i64
+        };
+        first = false;
+        let owed: Vec<String> = match sqlx::query_scalar(
+            "SELECT tx_id FROM decisions WHERE completed = 0 AND outcome = 'commit' AND decided_at_ms < ?
+             ORDER BY decided_at_ms LIMIT 100",
+        )
+        .bind(before)
+        .fetch_all(&orders.db.read)
+        .await
+        {
+            Ok(owed) => owed,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the decision log");
+                continue;
+            }
+        };
+        for tx_id in owed {
+            match coordinator::commit_all(&orders.participants[..], &tx_id).await {
+                Ok(()) => {
+                    tracing::info!(tx_id, "completed a logged commit");
+                    mark_completed(&orders, &tx_id).await;
+                }
+                Err(error) => tracing::warn!(tx_id, %error, "commit still not applied everywhere"),
+            }
+        }
+    }
+}

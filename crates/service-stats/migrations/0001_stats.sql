@@ -1,0 +1,26 @@
+-- One row per order Stats has heard of. Only 'counted' rows are in the totals below;
+-- 'pending' is a prepared two-phase-commit entry, 'reversed' an order cancelled after it was
+-- counted (or before: then it is a tombstone that keeps a late OrderPlaced out).
+CREATE TABLE order_facts (
+    order_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    total_cents INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'counted', 'reversed')),
+    acknowledged_at_ms INTEGER NOT NULL,
+    prepared_at_ms INTEGER,
+    applied_at_ms INTEGER
+);
+CREATE INDEX order_facts_pending ON order_facts (prepared_at_ms) WHERE status = 'pending';
+
+CREATE TABLE account_totals (
+    account_id TEXT PRIMARY KEY,
+    orders INTEGER NOT NULL,
+    revenue_cents INTEGER NOT NULL
+);
+
+-- Orders and revenue by the minute the order was acknowledged.
+CREATE TABLE minute_totals (
+    minute INTEGER PRIMARY KEY,
+    orders INTEGER NOT NULL,
+    revenue_cents INTEGER NOT NULL
+);

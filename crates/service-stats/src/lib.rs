@@ -1,0 +1,413 @@
+//! The Stats service counts confirmed orders and revenue, per account, in total and per
+//! minute.
+//!
+//! How an order reaches it depends on the mode: a two-phase commit (strong), the Order
+//! service's feed read continuously (queue) or by a periodic batch job (cron). The counting is
+//! the same in every mode: [`count`] and [`uncount`], which are idempotent per order.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use contracts::api::{AccountTotals, Totals};
+use contracts::events::{Event, EventBody};
+use contracts::internal::{PrepareRequest, Vote};
+use contracts::{Mode, ServiceName, now_ms};
+use runtime::{ApiError, ApiJson, App, Metrics, Peer, ServiceConfig, Task};
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+use storage::Db;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use transport::{Apply, ApplyError, ConsumerConfig, HttpFeed};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+const IN_DOUBT_SQL: &str = "SELECT COUNT(*) FROM order_facts WHERE status = 'pending'";
+
+pub async fn build(
+    config: ServiceConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<App> {
+    let db = Db::open(&config.data_dir, "stats", &MIGRATOR, config.mode).await?;
+    transport::install(&db).await?;
+    let metrics = Metrics::new("stats");
+    let stats = Stats {
+        db: db.clone(),
+        metrics: metrics.clone(),
+    };
+    let http = runtime::peer::http_client();
+    let order = Peer::new(
+        "order",
+        &config.peers.order,
+        http,
+        &config.secret,
+        config.call_timeout,
+        config.network_delay,
+    );
+    let public = Router::new()
+        .route("/stats", get(totals))
+        .route("/stats/accounts/{account_id}", get(account_totals))
+        .route("/stats/minutes", get(minutes))
+        .with_state(stats.clone());
+    let mut internal = transport::admin::router(db.clone(), None, Some(IN_DOUBT_SQL));
+    let mut tasks = Vec::new();
+    match config.mode {
+        Mode::Strong => {
+            let participant = Arc::new(stats.clone());
+            internal = internal.merge(twophase::router(participant.clone()));
+            internal = runtime::http::with_processing_delay(internal, config.processing_delay);
+            tasks.push(Task::new(
+                "stats in-doubt resolver",
+                twophase::resolve_in_doubt(
+                    participant,
+                    order,
+                    config.in_doubt_after,
+                    shutdown.clone(),
+                ),
+            ));
+        }
+        Mode::Queue | Mode::Cron => {
+            let schedule = transport::consumer::schedule_for(config.mode, config.cron_interval);
+            let mut consumer = ConsumerConfig::new(schedule);
+            consumer.processing_delay = config.processing_delay;
+            tasks.push(Task::new(
+                "stats consumer of the order feed",
+                transport::consumer::run(
+                    db,
+                    HttpFeed::new("order", order),
+                    stats,
+                    consumer,
+                    metrics.clone(),
+                    shutdown.clone(),
+                ),
+            ));
+        }
+    }
+    let router = runtime::http::service_router(public, internal, &config.secret, metrics);
+    let addr = listener.local_addr()?;
+    tasks.push(runtime::http::serve_task(
+        listener,
+        router,
+        shutdown.clone(),
+    ));
+    Ok(App {
+        name: ServiceName::Stats.to_string(),
+        addr,
+        tasks,
+        shutdown,
+    })
+}
+
+#[derive(Clone)]
+struct Stats {
+    db: Db,
+    metrics: Metrics,
+}
+
+fn minute_of(ms: i64) -> i64 {
+    ms.div_euclid(60_000)
+}
+
+/// Adds the order to the totals, once: only an order not yet counted (new or pending) is.
+async fn count(
+    conn: &mut SqliteConnection,
+    order_id: &str,
+    account_id: &str,
+    total_cents: i64,
+    acknowledged_at_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    let changed = sqlx::query(
+        "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, applied_at_ms)
+         VALUES (?, ?, ?, 'counted', ?, ?)
+         ON CONFLICT (order_id) DO UPDATE SET status = 'counted', applied_at_ms = excluded.applied_at_ms
+         WHERE status = 'pending'",
+    )
+    .bind(order_id)
+    .bind(account_id)
+    .bind(total_cents)
+    .bind(acknowledged_at_ms)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    add(
+        conn,
+        account_id,
+        1,
+        total_cents,
+        minute_of(acknowledged_at_ms),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Takes a cancelled order out of the totals if it was counted, and leaves a tombstone so
+/// that it is never counted later.
+async fn uncount(
+    conn: &mut SqliteConnection,
+    order_id: &str,
+    account_id: &str,
+    total_cents: i64,
+) -> Result<(), sqlx::Error> {
+    let previous: Option<(String, i64)> =
+        sqlx::query_as("SELECT status, acknowledged_at_ms FROM order_facts WHERE order_id = ?")
+            .bind(order_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match previous {
+        Some((status, _)) if status == "reversed" => {}
+        Some((status, acknowledged_at_ms)) => {
+            sqlx::query(
+                "UPDATE order_facts SET status = 'reversed', applied_at_ms = ? WHERE order_id = ?",
+            )
+            .bind(now_ms())
+            .bind(order_id)
+            .execute(&mut *conn)
+            .await?;
+            if status == "counted" {
+                add(
+                    conn,
+                    account_id,
+                    -1,
+                    -total_cents,
+                    minute_of(acknowledged_at_ms),
+                )
+                .await?;
+            }
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, applied_at_ms)
+                 VALUES (?, ?, ?, 'reversed', ?, ?)",
+            )
+            .bind(order_id)
+            .bind(account_id)
+            .bind(total_cents)
+            .bind(now_ms())
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn add(
+    conn: &mut SqliteConnection,
+    account_id: &str,
+    orders: i64,
+    revenue_cents: i64,
+    minute: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO account_totals (account_id, orders, revenue_cents) VALUES (?, ?, ?)
+         ON CONFLICT (account_id) DO UPDATE SET orders = orders + excluded.orders,
+             revenue_cents = revenue_cents + excluded.revenue_cents",
+    )
+    .bind(account_id)
+    .bind(orders)
+    .bind(revenue_cents)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO minute_totals (minute, orders, revenue_cents) VALUES (?, ?, ?)
+         ON CONFLICT (minute) DO UPDATE SET orders = orders + excluded.orders,
+             revenue_cents = revenue_cents + excluded.revenue_cents",
+    )
+    .bind(minute)
+    .bind(orders)
+    .bind(revenue_cents)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn totals(State(stats): State<Stats>) -> Result<ApiJson<Totals>, ApiError> {
+    let (orders, revenue_cents): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(orders), 0), COALESCE(SUM(revenue_cents), 0) FROM account_totals",
+    )
+    .fetch_one(&stats.db.read)
+    .await?;
+    Ok(ApiJson(Totals {
+        orders,
+        revenue_cents,
+    }))
+}
+
+/// An account Stats has never counted an order for has zero orders: Stats does not own
+/// accounts, so it cannot tell an unknown account from a quiet one.
+async fn account_totals(
+    State(stats): State<Stats>,
+    Path(account_id): Path<String>,
+) -> Result<ApiJson<AccountTotals>, ApiError> {
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT orders, revenue_cents FROM account_totals WHERE account_id = ?")
+            .bind(&account_id)
+            .fetch_optional(&stats.db.read)
+            .await?;
+    let (orders, revenue_cents) = row.unwrap_or((0, 0));
+    Ok(ApiJson(AccountTotals {
+        account_id,
+        orders,
+        revenue_cents,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct MinutesQuery {
+    /// How many of the latest minutes; at most a day.
+    last: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Minute {
+    /// Start of the minute, in milliseconds since the Unix epoch.
+    minute_start_ms: i64,
+    orders: i64,
+    revenue_cents: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Minutes {
+    minutes: Vec<Minute>,
+}
+
+/// `GET /stats/minutes?last=N`: the report of the latest N minutes that had orders.
+async fn minutes(
+    State(stats): State<Stats>,
+    Query(query): Query<MinutesQuery>,
+) -> Result<ApiJson<Minutes>, ApiError> {
+    const MINUTES_MAX: i64 = 24 * 60;
+    let last = query.last.unwrap_or(60);
+    if !(1..=MINUTES_MAX).contains(&last) {
+        return Err(ApiError::Invalid(format!(
+            "last must be between 1 and {MINUTES_MAX}"
+        )));
+    }
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT minute, orders, revenue_cents FROM minute_totals ORDER BY minute DESC LIMIT ?",
+    )
+    .bind(last)
+    .fetch_all(&stats.db.read)
+    .await?;
+    Ok(ApiJson(Minutes {
+        minutes: rows
+            .into_iter()
+            .rev()
+            .map(|(minute, orders, revenue_cents)| Minute {
+                minute_start_ms: minute * 60_000,
+                orders,
+                revenue_cents,
+            })
+            .collect(),
+    }))
+}
+
+impl Apply for Stats {
+    type Context = ();
+
+    async fn gather(&self, _events: &[Event]) -> Result<(), ApplyError> {
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut SqliteConnection,
+        events: &[Event],
+        _: &(),
+    ) -> Result<(), ApplyError> {
+        for event in events {
+            match transport::consumer::decode(event)? {
+                EventBody::OrderPlaced {
+                    order_id,
+                    account_id,
+                    total_cents,
+                    acknowledged_at_ms,
+                    ..
+                } => {
+                    count(tx, &order_id, &account_id, total_cents, acknowledged_at_ms).await?;
+                }
+                EventBody::OrderCancelled {
+                    order_id,
+                    account_id,
+                    total_cents,
+                    ..
+                } => {
+                    uncount(tx, &order_id, &account_id, total_cents).await?;
+                }
+                // Payment's verdicts travel on another feed.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&self, events: &[Event]) {
+        for event in events {
+            if let Ok(EventBody::OrderPlaced {
+                acknowledged_at_ms, ..
+            }) = event.decode()
+            {
+                self.metrics.observe_apply(acknowledged_at_ms);
+            }
+        }
+    }
+}
+
+impl twophase::Participant for Stats {
+    async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
+        sqlx::query(
+            "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, prepared_at_ms)
+             VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(&request.tx_id)
+        .bind(&request.account_id)
+        .bind(request.total_cents)
+        .bind(request.started_at_ms)
+        .bind(now_ms())
+        .execute(&self.db.write)
+        .await?;
+        Ok(Vote::Yes)
+    }
+
+    async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
+        let mut tx = self.db.write.begin().await?;
+        let pending: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT account_id, total_cents, acknowledged_at_ms FROM order_facts WHERE order_id = ? AND status = 'pending'",
+        )
+        .bind(&tx_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((account_id, total_cents, started_at_ms)) = pending {
+            count(&mut tx, &tx_id, &account_id, total_cents, started_at_ms).await?;
+        }
+        tx.commit().await?;
+        // Applied before the order is acknowledged: strong mode's lag is zero by design.
+        self.metrics.apply_lag_ms.observe(0.0);
+        Ok(())
+    }
+
+    async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM order_facts WHERE order_id = ? AND status = 'pending'")
+            .bind(&tx_id)
+            .execute(&self.db.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn in_doubt(&self, prepared_before_ms: i64) -> anyhow::Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT order_id FROM order_facts WHERE status = 'pending' AND prepared_at_ms < ? LIMIT 100",
+        )
+        .bind(prepared_before_ms)
+        .fetch_all(&self.db.read)
+        .await?)
+    }
+}

@@ -1,0 +1,127 @@
+//! The participant's side: three routes and a resolver for entries left in doubt.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use contracts::internal::{OutcomeBody, PREPARE_PATH, PrepareRequest, Vote, outcome_path};
+use contracts::{Mode, now_ms};
+use runtime::{ApiError, ApiJson, Peer};
+use tokio_util::sync::CancellationToken;
+
+use crate::Outcome;
+
+/// What a service does in a two-phase commit. Every method is idempotent: the coordinator
+/// and the resolver may repeat any of them.
+pub trait Participant: Send + Sync + 'static {
+    /// Makes the entry durable and votes. Preparing the same transaction again returns the
+    /// same vote.
+    fn prepare(
+        &self,
+        request: PrepareRequest,
+    ) -> impl Future<Output = Result<Vote, ApiError>> + Send;
+
+    /// Applies the prepared entry. Committing a committed transaction does nothing.
+    fn commit(&self, tx_id: String) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Drops the prepared entry. Aborting an unknown or aborted transaction does nothing.
+    fn abort(&self, tx_id: String) -> impl Future<Output = Result<(), ApiError>> + Send;
+
+    /// Transactions prepared before `prepared_before_ms` and still undecided here.
+    fn in_doubt(
+        &self,
+        prepared_before_ms: i64,
+    ) -> impl Future<Output = anyhow::Result<Vec<String>>> + Send;
+}
+
+/// The participant routes: prepare, commit, abort.
+pub fn router<P: Participant>(participant: Arc<P>) -> Router {
+    Router::new()
+        .route(PREPARE_PATH, post(prepare::<P>))
+        .route("/internal/2pc/{tx_id}/commit", post(commit::<P>))
+        .route("/internal/2pc/{tx_id}/abort", post(abort::<P>))
+        .with_state(participant)
+}
+
+async fn prepare<P: Participant>(
+    State(participant): State<Arc<P>>,
+    ApiJson(request): ApiJson<PrepareRequest>,
+) -> Result<ApiJson<Vote>, ApiError> {
+    participant.prepare(request).await.map(ApiJson)
+}
+
+async fn commit<P: Participant>(
+    State(participant): State<Arc<P>>,
+    Path(tx_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    participant.commit(tx_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn abort<P: Participant>(
+    State(participant): State<Arc<P>>,
+    Path(tx_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    participant.abort(tx_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Finds entries prepared longer than `in_doubt_after` ago and asks the coordinator how their
+/// transaction ended, until `shutdown`. This is what finishes a transaction whose coordinator
+/// crashed, or whose commit or abort message was lost.
+pub async fn resolve_in_doubt<P: Participant>(
+    participant: Arc<P>,
+    coordinator: Peer,
+    in_doubt_after: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    // Look twice per threshold, so nothing stays in doubt much longer than the setting.
+    let period = (in_doubt_after / 2).max(Duration::from_millis(50));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = ticks.tick() => {}
+        }
+        let threshold = now_ms() - in_doubt_after.as_millis() as i64;
+        let stale = match participant.in_doubt(threshold).await {
+            Ok(stale) => stale,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "cannot list in-doubt entries");
+                continue;
+            }
+        };
+        for tx_id in stale {
+            match coordinator.get::<OutcomeBody>(&outcome_path(&tx_id)).await {
+                Ok(OutcomeBody { outcome }) => {
+                    tracing::info!(
+                        tx_id,
+                        outcome = outcome.as_str(),
+                        "resolved an in-doubt entry"
+                    );
+                    let applied = match outcome {
+                        Outcome::Commit => participant.commit(tx_id.clone()).await,
+                        Outcome::Abort => participant.abort(tx_id.clone()).await,
+                    };
+                    if let Err(error) = applied {
+                        tracing::warn!(tx_id, %error, "cannot apply the outcome; will retry");
+                    }
+                }
+                // The coordinator is down: the entry stays prepared, as 2PC requires.
+                Err(error) => {
+                    tracing::warn!(tx_id, %error, "coordinator unavailable; still in doubt")
+                }
+            }
+        }
+    }
+}
+
+/// Only strong mode runs two-phase commit.
+pub fn enabled(mode: Mode) -> bool {
+    mode == Mode::Strong
+}
