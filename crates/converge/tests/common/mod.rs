@@ -1,0 +1,213 @@
+//! Helpers shared by the end-to-end tests: a real system on free ports with fresh storage, and
+//! typed calls through its public API.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use contracts::Mode;
+use contracts::api::{Account, Order, OrderItem, PlaceOrderRequest, Wallet};
+use converge::system::{System, SystemConfig};
+use converge::workload::{Client, Placed};
+
+/// A running system and what a test needs to drive it.
+pub struct TestSystem {
+    pub system: Option<System>,
+    pub client: Client,
+    pub config: SystemConfig,
+    /// Held so the databases live as long as the test.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Starts a system in `mode` on free ports, with fresh storage. Timeouts are short so that
+/// tests of failures do not wait long.
+pub async fn spawn(mode: Mode) -> TestSystem {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut config = SystemConfig::new(mode, dir.path().to_owned());
+    config.cron_interval = Duration::from_millis(200);
+    config.in_doubt_after = Duration::from_millis(500);
+    config.call_timeout = Duration::from_millis(2_000);
+    spawn_with(config, Some(dir)).await
+}
+
+/// Starts a system with the given settings; `dir`, if any, is removed when the test ends.
+pub async fn spawn_with(config: SystemConfig, dir: Option<tempfile::TempDir>) -> TestSystem {
+    let system = System::start(config.clone())
+        .await
+        .expect("the system starts");
+    TestSystem {
+        client: Client::new(&system.url),
+        system: Some(system),
+        config,
+        _dir: dir,
+    }
+}
+
+impl TestSystem {
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.config.mode
+    }
+
+    /// Stops the system as a crash would, and starts it again on the same data directory
+    /// (on new ports).
+    pub async fn crash_and_restart(&mut self) {
+        self.system.take().expect("running").kill().await;
+        let system = System::start(self.config.clone())
+            .await
+            .expect("the system restarts");
+        self.client = Client::new(&system.url);
+        self.system = Some(system);
+    }
+
+    /// An account with `balance_cents` in its wallet.
+    pub async fn account_with(&self, balance_cents: i64) -> Account {
+        let account = self
+            .client
+            .create_account("test customer")
+            .await
+            .expect("account created");
+        if balance_cents > 0 {
+            self.client
+                .top_up(&account.id, balance_cents)
+                .await
+                .expect("topped up");
+        }
+        account
+    }
+
+    pub async fn place(
+        &self,
+        account_id: &str,
+        items: &[(&str, i64, i64)],
+        key: Option<&str>,
+    ) -> Placed {
+        self.client
+            .place_order(&order_request(account_id, items), key)
+            .await
+    }
+
+    pub async fn order(&self, id: &str) -> Order {
+        self.client
+            .get(&format!("/orders/{id}"))
+            .await
+            .expect("order readable")
+    }
+
+    pub async fn wallet(&self, account_id: &str) -> Wallet {
+        self.client
+            .get(&format!("/wallets/{account_id}"))
+            .await
+            .expect("wallet readable")
+    }
+
+    /// Waits until every event is consumed and nothing is in doubt.
+    pub async fn wait_quiet(&self) {
+        converge::demo::wait_quiet(&self.client, Duration::from_secs(30))
+            .await
+            .expect("the system becomes quiet");
+    }
+
+    /// Runs the independent checker; panics with every violation if there is one.
+    pub async fn assert_invariants(&self, acknowledged: &[(String, String)]) {
+        let options = checker::CheckOptions {
+            acknowledged: acknowledged.to_vec(),
+            ..Default::default()
+        };
+        let report = checker::check(self.client.http(), self.client.base(), &options)
+            .await
+            .expect("the system can be read");
+        assert!(
+            report.is_clean(),
+            "invariants violated:\n{}",
+            report
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    /// Raw request through the public address, for bad-input tests.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .client
+            .http()
+            .request(method, format!("{}{path}", self.client.base()))
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+        (status, json)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(system) = self.system.take() {
+            system.stop().await.expect("a clean stop");
+        }
+    }
+}
+
+pub fn order_request(account_id: &str, items: &[(&str, i64, i64)]) -> PlaceOrderRequest {
+    PlaceOrderRequest {
+        account_id: account_id.to_owned(),
+        items: items
+            .iter()
+            .map(|(sku, quantity, unit_price_cents)| OrderItem {
+                sku: (*sku).to_owned(),
+                quantity: *quantity,
+                unit_price_cents: *unit_price_cents,
+            })
+            .collect(),
+    }
+}
+
+/// The expected status of an acknowledged order in each mode.
+pub fn ack_status(mode: Mode) -> u16 {
+    if mode == Mode::Strong { 201 } else { 202 }
+}
+
+pub fn data_dir_of(config: &SystemConfig) -> PathBuf {
+    config.data_dir.clone()
+}
+
+/// Runs one async test body once per mode, as separate tests.
+#[macro_export]
+macro_rules! each_mode {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn strong() {
+                ($body)(contracts::Mode::Strong).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn queue() {
+                ($body)(contracts::Mode::Queue).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cron() {
+                ($body)(contracts::Mode::Cron).await
+            }
+        }
+    };
+}
