@@ -100,6 +100,11 @@ pub async fn build_service(
     }
 }
 
+/// How many call timeouts the gateway waits for a service. A strong-mode order can take a
+/// prepare round, then up to three commit rounds, each bounded by the call timeout; the
+/// gateway outwaits all of them, so it never answers 503 for an order that then gets placed.
+const GATEWAY_TIMEOUT_FACTOR: u32 = 5;
+
 /// The gateway as a task.
 pub fn gateway_task(
     listener: TcpListener,
@@ -108,7 +113,11 @@ pub fn gateway_task(
     call_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Task {
-    let router = gateway::router(gateway::Gateway::new(peers, secret, call_timeout));
+    let router = gateway::router(gateway::Gateway::new(
+        peers,
+        secret,
+        call_timeout * GATEWAY_TIMEOUT_FACTOR,
+    ));
     runtime::http::serve_task(listener, router, shutdown)
 }
 

@@ -42,14 +42,16 @@ pub async fn build(
         .route("/accounts/{id}", get(read))
         .route("/accounts/{id}/suspend", post(suspend))
         .with_state(accounts.clone());
-    let mut internal = Router::new()
+    // The processing delay is paid on the work others ask of Account, never on the admin
+    // routes, so that a slow service can still say how far it has got.
+    let mut work = Router::new()
         .route(ELIGIBILITY_PATH, post(eligibility))
-        .with_state(accounts.clone())
-        .merge(transport::admin::router(db, None, None));
+        .with_state(accounts.clone());
     if config.mode == contracts::Mode::Strong {
-        internal = internal.merge(twophase::router(Arc::new(accounts)));
+        work = work.merge(twophase::router(Arc::new(accounts)));
     }
-    let internal = runtime::http::with_processing_delay(internal, config.processing_delay);
+    let internal = runtime::http::with_processing_delay(work, config.processing_delay)
+        .merge(transport::admin::router(db, None, None));
     let router = runtime::http::service_router(public, internal, &config.secret, metrics);
     let addr = listener.local_addr()?;
     Ok(App {

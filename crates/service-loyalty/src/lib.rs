@@ -2,8 +2,8 @@
 //! keeps a ledger with one entry per order.
 //!
 //! How an order reaches it depends on the mode (two-phase commit, the Order feed read
-//! continuously, or a periodic batch job); crediting is the same in every mode: [`credit`]
-//! and [`reverse`], idempotent per order.
+//! continuously, or a periodic batch job); crediting is the same in every mode: `credit`
+//! and `reverse`, idempotent per order.
 
 use std::sync::Arc;
 
@@ -54,8 +54,12 @@ pub async fn build(
     match config.mode {
         Mode::Strong => {
             let participant = Arc::new(loyalty.clone());
-            internal = internal.merge(twophase::router(participant.clone()));
-            internal = runtime::http::with_processing_delay(internal, config.processing_delay);
+            // Only the two-phase-commit steps pay the processing delay: the admin routes stay
+            // fast so that a slow service can still say how far it has got.
+            internal = internal.merge(runtime::http::with_processing_delay(
+                twophase::router(participant.clone()),
+                config.processing_delay,
+            ));
             tasks.push(Task::new(
                 "loyalty in-doubt resolver",
                 twophase::resolve_in_doubt(

@@ -2,9 +2,9 @@
 //!
 //! `POST /orders` validates the order, honours the `Idempotency-Key`, then places it the
 //! way the mode says:
-//! - [`strong`]: coordinates a two-phase commit over Account, Payment, Loyalty and Stats and
+//! - `strong`: coordinates a two-phase commit over Account, Payment, Loyalty and Stats and
 //!   answers `201 confirmed` only once every one has applied it.
-//! - [`eventual`] (queue and cron): writes the order and its `OrderPlaced` event in one local
+//! - `eventual` (queue and cron): writes the order and its `OrderPlaced` event in one local
 //!   transaction (transactional outbox) and answers `202 accepted` at once; it then follows
 //!   Payment's verdicts to confirm or cancel the order, emitting `OrderCancelled` so the other
 //!   services compensate (a saga).

@@ -33,6 +33,19 @@ pub(crate) async fn place(
     order: NewOrder,
     claim: Option<Claim>,
 ) -> Result<Response, ApiError> {
+    // The two-phase commit runs in its own task: a client that hangs up must not cut it short
+    // between two steps and leave its idempotency key "in progress".
+    let orders = orders.clone();
+    tokio::spawn(async move { place_to_the_end(&orders, order, claim).await })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("order placement panicked: {e}")))?
+}
+
+async fn place_to_the_end(
+    orders: &Orders,
+    order: NewOrder,
+    claim: Option<Claim>,
+) -> Result<Response, ApiError> {
     let id = OrderId::generate();
     if let Some(claim) = &claim {
         let mut tx = orders.db.write.begin().await?;
@@ -48,21 +61,34 @@ pub(crate) async fn place(
         tx.commit().await?;
     }
     let result = coordinate(orders, &id, &order, claim.as_ref()).await;
-    if let Some(claim) = &claim {
+    if let (Some(claim), Err(error)) = (&claim, &result) {
         let mut conn = orders.db.write.acquire().await?;
-        match &result {
-            // The answer was stored with the decision.
-            Ok(_) => {}
+        if decided_commit(&mut conn, id.as_str()).await? {
+            // The key's answer, 201 with the order, was stored with the decision: a retry
+            // gets it, whatever went wrong after.
+        } else if let ApiError::Refused(_) = error {
             // A refusal stands: the same request gets the same answer.
-            Err(error @ ApiError::Refused(_)) => {
-                let body = serde_json::json!({ "error": error.to_string() }).to_string();
-                idempotency::answer(&mut conn, claim, error.status(), &body).await?;
-            }
-            // Anything else may go away: let a retry try again.
-            Err(_) => idempotency::forget(&mut conn, claim).await?,
+            let body = serde_json::json!({ "error": error.to_string() }).to_string();
+            idempotency::answer(&mut conn, claim, error.status(), &body).await?;
+        } else {
+            // Nothing was placed and the cause may go away: let a retry try again.
+            idempotency::forget(&mut conn, claim).await?;
         }
     }
     result
+}
+
+/// Whether `commit` is logged for the transaction.
+async fn decided_commit(
+    conn: &mut sqlx::SqliteConnection,
+    tx_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let outcome: Option<String> =
+        sqlx::query_scalar("SELECT outcome FROM decisions WHERE tx_id = ?")
+            .bind(tx_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(outcome.as_deref() == Some("commit"))
 }
 
 async fn coordinate(

@@ -5,7 +5,7 @@
 //!   keeps it but cannot spend it twice); commit captures it; abort releases it.
 //! - queue and cron: a consumer of the Order feed. For each placed order it asks Account
 //!   whether the account may order, then captures or declines, and writes the verdict to its
-//!   own outbox in the same transaction ([`decide`]). The Order service reads that feed.
+//!   own outbox in the same transaction (`decide`). The Order service reads that feed.
 
 mod decide;
 mod http;

@@ -3,7 +3,7 @@
 //!
 //! How an order reaches it depends on the mode: a two-phase commit (strong), the Order
 //! service's feed read continuously (queue) or by a periodic batch job (cron). The counting is
-//! the same in every mode: [`count`] and [`uncount`], which are idempotent per order.
+//! the same in every mode: `count` and `uncount`, which are idempotent per order.
 
 use std::sync::Arc;
 
@@ -57,8 +57,12 @@ pub async fn build(
     match config.mode {
         Mode::Strong => {
             let participant = Arc::new(stats.clone());
-            internal = internal.merge(twophase::router(participant.clone()));
-            internal = runtime::http::with_processing_delay(internal, config.processing_delay);
+            // Only the two-phase-commit steps pay the processing delay: the admin routes stay
+            // fast so that a slow service can still say how far it has got.
+            internal = internal.merge(runtime::http::with_processing_delay(
+                twophase::router(participant.clone()),
+                config.processing_delay,
+            ));
             tasks.push(Task::new(
                 "stats in-doubt resolver",
                 twophase::resolve_in_doubt(
