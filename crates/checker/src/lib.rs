@@ -87,10 +87,14 @@ impl Report {
 impl fmt::Display for Report {
     /// A one-line summary; the violations are printed one per line by the caller.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
         write!(
             f,
-            "checked {} accounts and {} orders: ",
-            self.accounts, self.orders
+            "checked {} account{} and {} order{}: ",
+            self.accounts,
+            plural(self.accounts),
+            self.orders,
+            plural(self.orders)
         )?;
         match self.violations.len() {
             0 => f.write_str("every invariant holds"),

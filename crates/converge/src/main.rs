@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "info" })),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
