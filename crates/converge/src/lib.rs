@@ -10,4 +10,4 @@
 pub mod demo;
 pub mod settings;
 pub mod system;
-pub mod workload;
+pub use loadgen::workload;

@@ -48,6 +48,7 @@ pub async fn build(
     let public = Router::new()
         .route("/loyalty/{account_id}", get(points))
         .route("/loyalty/{account_id}/ledger", get(ledger))
+        .route("/loyalty/{account_id}/ledger/{order_id}", get(ledger_entry))
         .with_state(loyalty.clone());
     let mut internal = transport::admin::router(db.clone(), None, Some(IN_DOUBT_SQL));
     let mut tasks = Vec::new();
@@ -233,6 +234,32 @@ async fn ledger(
         account_id,
         entries,
         next_after,
+    }))
+}
+
+/// One order's entry: whether Loyalty has applied the order yet (what the visibility probe
+/// reads). A pending entry is a two-phase commit in flight and is not shown.
+async fn ledger_entry(
+    State(loyalty): State<Loyalty>,
+    Path((account_id, order_id)): Path<(String, String)>,
+) -> Result<ApiJson<LedgerEntry>, ApiError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT points, status FROM ledger WHERE order_id = ? AND account_id = ? AND status != 'pending'",
+    )
+    .bind(&order_id)
+    .bind(&account_id)
+    .fetch_optional(&loyalty.db.read)
+    .await?;
+    let (points, status) =
+        row.ok_or_else(|| ApiError::not_found("ledger entry for order", &order_id))?;
+    Ok(ApiJson(LedgerEntry {
+        order_id,
+        points,
+        status: if status == "credited" {
+            LedgerStatus::Credited
+        } else {
+            LedgerStatus::Reversed
+        },
     }))
 }
 

@@ -51,6 +51,7 @@ pub async fn build(
         .route("/stats", get(totals))
         .route("/stats/accounts/{account_id}", get(account_totals))
         .route("/stats/minutes", get(minutes))
+        .route("/stats/orders/{order_id}", get(order_fact))
         .with_state(stats.clone());
     let mut internal = transport::admin::router(db.clone(), None, Some(IN_DOUBT_SQL));
     let mut tasks = Vec::new();
@@ -311,6 +312,37 @@ async fn minutes(
                 revenue_cents,
             })
             .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct OrderFact {
+    order_id: String,
+    account_id: String,
+    total_cents: i64,
+    /// `counted`, or `reversed` for an order cancelled after (or before) it was counted.
+    status: String,
+}
+
+/// One order as Stats knows it: whether Stats has applied the order yet (what the visibility
+/// probe reads). A pending entry is a two-phase commit in flight and is not shown.
+async fn order_fact(
+    State(stats): State<Stats>,
+    Path(order_id): Path<String>,
+) -> Result<ApiJson<OrderFact>, ApiError> {
+    let row: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT account_id, total_cents, status FROM order_facts WHERE order_id = ? AND status != 'pending'",
+    )
+    .bind(&order_id)
+    .fetch_optional(&stats.db.read)
+    .await?;
+    let (account_id, total_cents, status) =
+        row.ok_or_else(|| ApiError::not_found("stats of order", &order_id))?;
+    Ok(ApiJson(OrderFact {
+        order_id,
+        account_id,
+        total_cents,
+        status,
     }))
 }
 
