@@ -19,7 +19,7 @@ use contracts::internal::{
 };
 use contracts::limits::{LIST_LIMIT_MAX, NAME_CHARS_MAX};
 use contracts::{ServiceName, ValidationError, now_ms};
-use runtime::{ApiError, ApiJson, App, Metrics, ServiceConfig};
+use runtime::{ApiError, ApiJson, App, Metrics, ServiceConfig, Task};
 use sqlx::Row;
 use storage::Db;
 use tokio::net::TcpListener;
@@ -33,7 +33,7 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<App> {
-    let db = Db::open(&config.data_dir, "account", &MIGRATOR, config.mode).await?;
+    let (db, committer) = Db::open(&config.data_dir, "account", &MIGRATOR, config.mode).await?;
     transport::install(&db).await?;
     let metrics = Metrics::new("account");
     let accounts = Accounts { db: db.clone() };
@@ -57,11 +57,10 @@ pub async fn build(
     Ok(App {
         name: ServiceName::Account.to_string(),
         addr,
-        tasks: vec![runtime::http::serve_task(
-            listener,
-            router,
-            shutdown.clone(),
-        )],
+        tasks: vec![
+            Task::new("account group commit", committer.run()),
+            runtime::http::serve_task(listener, router, shutdown.clone()),
+        ],
         shutdown,
     })
 }

@@ -30,7 +30,7 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<App> {
-    let db = Db::open(&config.data_dir, "loyalty", &MIGRATOR, config.mode).await?;
+    let (db, committer) = Db::open(&config.data_dir, "loyalty", &MIGRATOR, config.mode).await?;
     transport::install(&db).await?;
     let metrics = Metrics::new("loyalty");
     let loyalty = Loyalty {
@@ -51,7 +51,7 @@ pub async fn build(
         .route("/loyalty/{account_id}/ledger/{order_id}", get(ledger_entry))
         .with_state(loyalty.clone());
     let mut internal = transport::admin::router(db.clone(), None, Some(IN_DOUBT_SQL));
-    let mut tasks = Vec::new();
+    let mut tasks = vec![Task::new("loyalty group commit", committer.run())];
     match config.mode {
         Mode::Strong => {
             let participant = Arc::new(loyalty.clone());
@@ -315,42 +315,35 @@ impl Apply for Loyalty {
 
 impl twophase::Participant for Loyalty {
     async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
-        sqlx::query(
-            "INSERT INTO ledger (order_id, account_id, points, status, prepared_at_ms)
-             VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(&request.tx_id)
-        .bind(&request.account_id)
-        .bind(request.points)
-        .bind(now_ms())
-        .execute(&self.db.write)
-        .await?;
-        Ok(Vote::Yes)
+        self.db
+            .group
+            .write(move |tx| Box::pin(record_pending(tx, request)))
+            .await
     }
 
     async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
-        let mut tx = self.db.write.begin().await?;
-        let pending: Option<(String, i64)> = sqlx::query_as(
-            "SELECT account_id, points FROM ledger WHERE order_id = ? AND status = 'pending'",
-        )
-        .bind(&tx_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((account_id, points)) = pending {
-            credit(&mut tx, &tx_id, &account_id, points).await?;
-        }
-        tx.commit().await?;
+        self.db
+            .group
+            .write(move |tx| Box::pin(credit_pending(tx, tx_id)))
+            .await?;
         // Applied before the order is acknowledged: strong mode's lag is zero by design.
         self.metrics.apply_lag_ms.observe(0.0);
         Ok(())
     }
 
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
-        sqlx::query("DELETE FROM ledger WHERE order_id = ? AND status = 'pending'")
-            .bind(&tx_id)
-            .execute(&self.db.write)
-            .await?;
-        Ok(())
+        self.db
+            .group
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM ledger WHERE order_id = ? AND status = 'pending'")
+                        .bind(&tx_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn in_doubt(&self, prepared_before_ms: i64) -> anyhow::Result<Vec<String>> {
@@ -361,4 +354,36 @@ impl twophase::Participant for Loyalty {
         .fetch_all(&self.db.read)
         .await?)
     }
+}
+
+/// Phase one: a pending entry that no read counts.
+async fn record_pending(
+    tx: &mut SqliteConnection,
+    request: PrepareRequest,
+) -> Result<Vote, ApiError> {
+    sqlx::query(
+        "INSERT INTO ledger (order_id, account_id, points, status, prepared_at_ms)
+         VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(&request.tx_id)
+    .bind(&request.account_id)
+    .bind(request.points)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    Ok(Vote::Yes)
+}
+
+/// Phase two: the pending entry is credited.
+async fn credit_pending(tx: &mut SqliteConnection, tx_id: String) -> Result<(), ApiError> {
+    let pending: Option<(String, i64)> = sqlx::query_as(
+        "SELECT account_id, points FROM ledger WHERE order_id = ? AND status = 'pending'",
+    )
+    .bind(&tx_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((account_id, points)) = pending {
+        credit(tx, &tx_id, &account_id, points).await?;
+    }
+    Ok(())
 }

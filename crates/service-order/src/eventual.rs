@@ -18,15 +18,49 @@ use crate::store;
 
 /// Writes the order, its `OrderPlaced` event and the idempotency key in one local
 /// transaction, then answers `202 accepted`. The event exists if and only if the order does.
+/// The transaction is shared with concurrent orders (group commit): one fsync acknowledges
+/// them all.
 pub(crate) async fn place(
     orders: &Orders,
     order: NewOrder,
     claim: Option<Claim>,
 ) -> Result<Response, ApiError> {
-    let mut tx = orders.db.write.begin().await?;
+    let placed = orders
+        .db
+        .group
+        .write(move |conn| Box::pin(write_order(conn, order, claim)))
+        .await?;
+    match placed {
+        Placed::New { seq, body } => {
+            orders.outbox.published(seq);
+            Ok((
+                StatusCode::ACCEPTED,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response())
+        }
+        Placed::Earlier(response) => Ok(response),
+    }
+}
+
+enum Placed {
+    New {
+        seq: i64,
+        body: String,
+    },
+    /// A retry: the first answer.
+    Earlier(Response),
+}
+
+async fn write_order(
+    conn: &mut SqliteConnection,
+    order: NewOrder,
+    claim: Option<Claim>,
+) -> Result<Placed, ApiError> {
     if let Some(claim) = &claim {
-        match idempotency::find(&mut tx, claim).await? {
-            Some(Earlier::Answered(response)) => return Ok(response),
+        match idempotency::find(conn, claim).await? {
+            Some(Earlier::Answered(response)) => return Ok(Placed::Earlier(response)),
             // Eventual modes answer inside the transaction that stores the key: never seen.
             Some(Earlier::InProgress) => {
                 return Err(ApiError::Conflict(
@@ -39,7 +73,7 @@ pub(crate) async fn place(
     let now = now_ms();
     let id = OrderId::generate();
     let placed = store::new_order(&id, &order, OrderStatus::Accepted, now);
-    store::insert(&mut tx, &placed).await?;
+    store::insert(conn, &placed).await?;
     let event = EventBody::OrderPlaced {
         order_id: placed.id.clone(),
         account_id: placed.account_id.clone(),
@@ -47,25 +81,12 @@ pub(crate) async fn place(
         points: placed.points,
         acknowledged_at_ms: now,
     };
-    let seq = Outbox::append(&mut tx, &event, now).await?;
+    let seq = Outbox::append(conn, &event, now).await?;
     let body = serde_json::to_string(&placed).expect("an order always serializes");
     if let Some(claim) = &claim {
-        idempotency::insert(
-            &mut tx,
-            claim,
-            &placed.id,
-            Some((StatusCode::ACCEPTED, &body)),
-        )
-        .await?;
+        idempotency::insert(conn, claim, &placed.id, Some((StatusCode::ACCEPTED, &body))).await?;
     }
-    tx.commit().await?;
-    orders.outbox.published(seq);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    Ok(Placed::New { seq, body })
 }
 
 /// Settles an accepted order on Payment's verdict. A captured payment confirms it; a declined

@@ -38,7 +38,7 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<App> {
-    let db = Db::open(&config.data_dir, "order", &MIGRATOR, config.mode).await?;
+    let (db, committer) = Db::open(&config.data_dir, "order", &MIGRATOR, config.mode).await?;
     transport::install(&db).await?;
     let metrics = Metrics::new("order");
     let outcomes = IntCounterVec::new(
@@ -84,7 +84,7 @@ pub async fn build(
     let mut internal =
         transport::admin::router(db.clone(), Some(outbox.clone()), Some(IN_DOUBT_SQL))
             .merge(transport::feed::router(outbox));
-    let mut tasks = Vec::new();
+    let mut tasks = vec![Task::new("order group commit", committer.run())];
     match config.mode {
         Mode::Strong => {
             // Before serving: settle what a crash left half done.

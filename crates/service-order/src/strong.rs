@@ -47,33 +47,61 @@ async fn place_to_the_end(
     claim: Option<Claim>,
 ) -> Result<Response, ApiError> {
     let id = OrderId::generate();
-    if let Some(claim) = &claim {
-        let mut tx = orders.db.write.begin().await?;
-        match idempotency::find(&mut tx, claim).await? {
+    if let Some(claim) = claim.clone() {
+        let order_id = id.to_string();
+        let earlier = orders
+            .db
+            .group
+            .write(move |tx| {
+                Box::pin(async move {
+                    let earlier = idempotency::find(tx, &claim).await?;
+                    if earlier.is_none() {
+                        idempotency::insert(tx, &claim, &order_id, None).await?;
+                    }
+                    Ok::<_, ApiError>(earlier)
+                })
+            })
+            .await?;
+        match earlier {
             Some(Earlier::Answered(response)) => return Ok(response),
             Some(Earlier::InProgress) => {
                 return Err(ApiError::Conflict(
                     "a request with this Idempotency-Key is in progress".into(),
                 ));
             }
-            None => idempotency::insert(&mut tx, claim, id.as_str(), None).await?,
+            None => {}
         }
-        tx.commit().await?;
     }
     let result = coordinate(orders, &id, &order, claim.as_ref()).await;
-    if let (Some(claim), Err(error)) = (&claim, &result) {
-        let mut conn = orders.db.write.acquire().await?;
-        if decided_commit(&mut conn, id.as_str()).await? {
-            // The key's answer, 201 with the order, was stored with the decision: a retry
-            // gets it, whatever went wrong after.
-        } else if let ApiError::Refused(_) = error {
-            // A refusal stands: the same request gets the same answer.
+    // For a failed request: the refusal to store, if it was one (borrowed here, not across
+    // the write below, since an answer is not `Sync`).
+    let failure = result.as_ref().err().map(|error| {
+        matches!(error, ApiError::Refused(_)).then(|| {
             let body = serde_json::json!({ "error": error.to_string() }).to_string();
-            idempotency::answer(&mut conn, claim, error.status(), &body).await?;
-        } else {
-            // Nothing was placed and the cause may go away: let a retry try again.
-            idempotency::forget(&mut conn, claim).await?;
-        }
+            (error.status(), body)
+        })
+    });
+    if let (Some(claim), Some(refusal)) = (claim, failure) {
+        let tx_id = id.to_string();
+        orders
+            .db
+            .group
+            .write(move |tx| {
+                Box::pin(async move {
+                    if decided_commit(tx, &tx_id).await? {
+                        // The key's answer, 201 with the order, was stored with the decision:
+                        // a retry gets it, whatever went wrong after.
+                    } else if let Some((status, body)) = refusal {
+                        // A refusal stands: the same request gets the same answer.
+                        idempotency::answer(tx, &claim, status, &body).await?;
+                    } else {
+                        // Nothing was placed and the cause may go away: let a retry try again.
+                        idempotency::forget(tx, &claim).await?;
+                    }
+                    Ok::<_, sqlx::Error>(())
+                })
+            })
+            .await?;
     }
     result
 }
@@ -125,30 +153,21 @@ async fn coordinate(
     let now = now_ms();
     let confirmed = store::new_order(id, order, OrderStatus::Confirmed, now);
     let body = serde_json::to_string(&confirmed).expect("an order always serializes");
-    let mut tx = orders.db.write.begin().await?;
-    let won = sqlx::query(
-        "INSERT INTO decisions (tx_id, outcome, decided_at_ms) VALUES (?, 'commit', ?)
-         ON CONFLICT (tx_id) DO NOTHING",
-    )
-    .bind(id.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    let won = {
+        let (body, claim) = (body.clone(), claim.cloned());
+        orders
+            .db
+            .group
+            .write(move |tx| Box::pin(log_commit(tx, confirmed, claim, body)))
+            .await?
+    };
     if !won {
         // A participant tired of waiting asked for the outcome first and was told abort.
-        drop(tx);
         coordinator::abort_all(participants, id.as_str()).await;
         return Err(ApiError::Unavailable(
             "the two-phase commit timed out at a participant; the order was not placed".into(),
         ));
     }
-    store::insert(&mut tx, &confirmed).await?;
-    if let Some(claim) = claim {
-        idempotency::answer(&mut tx, claim, StatusCode::CREATED, &body).await?;
-    }
-    tx.commit().await?;
     fail::fail_point!("order::after-decision", |_| Err(crash_point(
         "after-decision"
     )));
@@ -172,6 +191,34 @@ async fn coordinate(
         .into_response())
 }
 
+/// The decision point: logs `commit` with the confirmed order and its idempotency answer, in
+/// one transaction. Returns false, writing nothing, if the log already says `abort` (a
+/// participant asked first).
+async fn log_commit(
+    tx: &mut sqlx::SqliteConnection,
+    confirmed: contracts::api::Order,
+    claim: Option<Claim>,
+    body: String,
+) -> Result<bool, ApiError> {
+    let won = sqlx::query(
+        "INSERT INTO decisions (tx_id, outcome, decided_at_ms) VALUES (?, 'commit', ?)
+         ON CONFLICT (tx_id) DO NOTHING",
+    )
+    .bind(&confirmed.id)
+    .bind(confirmed.acknowledged_at_ms)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if won {
+        store::insert(tx, &confirmed).await?;
+        if let Some(claim) = &claim {
+            idempotency::answer(tx, claim, StatusCode::CREATED, &body).await?;
+        }
+    }
+    Ok(won)
+}
+
 /// What a test's crash point returns: the request dies there, as if the process had.
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 fn crash_point(name: &str) -> ApiError {
@@ -179,9 +226,18 @@ fn crash_point(name: &str) -> ApiError {
 }
 
 async fn mark_completed(orders: &Orders, tx_id: &str) {
-    let done = sqlx::query("UPDATE decisions SET completed = 1 WHERE tx_id = ?")
-        .bind(tx_id)
-        .execute(&orders.db.write)
+    let owned = tx_id.to_owned();
+    let done = orders
+        .db
+        .group
+        .write(move |tx| {
+            Box::pin(async move {
+                sqlx::query("UPDATE decisions SET completed = 1 WHERE tx_id = ?")
+                    .bind(owned)
+                    .execute(&mut *tx)
+                    .await
+            })
+        })
         .await;
     if let Err(error) = done {
         // Harmless: recovery will send the (idempotent) commit again and mark it then.

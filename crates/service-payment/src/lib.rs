@@ -32,7 +32,7 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<App> {
-    let db = Db::open(&config.data_dir, "payment", &MIGRATOR, config.mode).await?;
+    let (db, committer) = Db::open(&config.data_dir, "payment", &MIGRATOR, config.mode).await?;
     transport::install(&db).await?;
     let metrics = Metrics::new("payment");
     let outbox = Outbox::open(db.clone()).await?;
@@ -63,7 +63,7 @@ pub async fn build(
     let mut internal =
         transport::admin::router(db.clone(), Some(outbox.clone()), Some(IN_DOUBT_SQL))
             .merge(transport::feed::router(outbox));
-    let mut tasks = Vec::new();
+    let mut tasks = vec![Task::new("payment group commit", committer.run())];
     let order = peer("order", &config.peers.order);
     match config.mode {
         Mode::Strong => {

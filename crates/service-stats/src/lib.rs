@@ -31,7 +31,7 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<App> {
-    let db = Db::open(&config.data_dir, "stats", &MIGRATOR, config.mode).await?;
+    let (db, committer) = Db::open(&config.data_dir, "stats", &MIGRATOR, config.mode).await?;
     transport::install(&db).await?;
     let metrics = Metrics::new("stats");
     let stats = Stats {
@@ -54,7 +54,7 @@ pub async fn build(
         .route("/stats/orders/{order_id}", get(order_fact))
         .with_state(stats.clone());
     let mut internal = transport::admin::router(db.clone(), None, Some(IN_DOUBT_SQL));
-    let mut tasks = Vec::new();
+    let mut tasks = vec![Task::new("stats group commit", committer.run())];
     match config.mode {
         Mode::Strong => {
             let participant = Arc::new(stats.clone());
@@ -399,43 +399,37 @@ impl Apply for Stats {
 
 impl twophase::Participant for Stats {
     async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
-        sqlx::query(
-            "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, prepared_at_ms)
-             VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(&request.tx_id)
-        .bind(&request.account_id)
-        .bind(request.total_cents)
-        .bind(request.started_at_ms)
-        .bind(now_ms())
-        .execute(&self.db.write)
-        .await?;
-        Ok(Vote::Yes)
+        self.db
+            .group
+            .write(move |tx| Box::pin(record_pending(tx, request)))
+            .await
     }
 
     async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
-        let mut tx = self.db.write.begin().await?;
-        let pending: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT account_id, total_cents, acknowledged_at_ms FROM order_facts WHERE order_id = ? AND status = 'pending'",
-        )
-        .bind(&tx_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((account_id, total_cents, started_at_ms)) = pending {
-            count(&mut tx, &tx_id, &account_id, total_cents, started_at_ms).await?;
-        }
-        tx.commit().await?;
+        self.db
+            .group
+            .write(move |tx| Box::pin(count_pending(tx, tx_id)))
+            .await?;
         // Applied before the order is acknowledged: strong mode's lag is zero by design.
         self.metrics.apply_lag_ms.observe(0.0);
         Ok(())
     }
 
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
-        sqlx::query("DELETE FROM order_facts WHERE order_id = ? AND status = 'pending'")
-            .bind(&tx_id)
-            .execute(&self.db.write)
-            .await?;
-        Ok(())
+        self.db
+            .group
+            .write(move |tx| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "DELETE FROM order_facts WHERE order_id = ? AND status = 'pending'",
+                    )
+                    .bind(&tx_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn in_doubt(&self, prepared_before_ms: i64) -> anyhow::Result<Vec<String>> {
@@ -446,4 +440,37 @@ impl twophase::Participant for Stats {
         .fetch_all(&self.db.read)
         .await?)
     }
+}
+
+/// Phase one: a pending row that no read counts.
+async fn record_pending(
+    tx: &mut SqliteConnection,
+    request: PrepareRequest,
+) -> Result<Vote, ApiError> {
+    sqlx::query(
+        "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, prepared_at_ms)
+         VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(&request.tx_id)
+    .bind(&request.account_id)
+    .bind(request.total_cents)
+    .bind(request.started_at_ms)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    Ok(Vote::Yes)
+}
+
+/// Phase two: the pending row is counted.
+async fn count_pending(tx: &mut SqliteConnection, tx_id: String) -> Result<(), ApiError> {
+    let pending: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT account_id, total_cents, acknowledged_at_ms FROM order_facts WHERE order_id = ? AND status = 'pending'",
+    )
+    .bind(&tx_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((account_id, total_cents, started_at_ms)) = pending {
+        count(tx, &tx_id, &account_id, total_cents, started_at_ms).await?;
+    }
+    Ok(())
 }

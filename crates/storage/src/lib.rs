@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod group;
+
+pub use group::{BATCH_MAX, Committer, GroupCommit};
+
 use contracts::Mode;
 use sqlx::ConnectOptions;
 use sqlx::migrate::Migrator;
@@ -56,12 +60,15 @@ pub enum StorageError {
     Sql(#[from] sqlx::Error),
 }
 
-/// A service's database. Cheap to clone: both pools are handles.
+/// A service's database. Cheap to clone: the pools and the group-commit queue are handles.
 #[derive(Debug, Clone)]
 pub struct Db {
     /// The only connection that writes; see the module docs for why there is one.
     pub write: SqlitePool,
     pub read: SqlitePool,
+    /// Writes on a request's path go here: they share transactions, and fsyncs, with the
+    /// writes of concurrent requests. Needs its [`Committer`] running.
+    pub group: GroupCommit,
     path: PathBuf,
 }
 
@@ -69,12 +76,15 @@ impl Db {
     /// Opens (creating if needed) `DIR/NAME.db`, runs the service's migrations and checks that
     /// the file belongs to `mode`: a database left by one mode may hold work in flight that
     /// another mode would never finish (events in an outbox, prepared two-phase entries).
+    ///
+    /// The [`Committer`] must be run (it is one of the service's tasks) for [`Db::group`]
+    /// writes to complete; dropped, those writes fail at once rather than hang.
     pub async fn open(
         dir: &Path,
         name: &str,
         migrator: &Migrator,
         mode: Mode,
-    ) -> Result<Self, StorageError> {
+    ) -> Result<(Self, Committer), StorageError> {
         std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
             path: dir.to_owned(),
             source,
@@ -117,9 +127,15 @@ impl Db {
             .connect_with(options.read_only(true))
             .await
             .map_err(open_err)?;
-        let db = Self { write, read, path };
+        let (group, committer) = GroupCommit::new(write.clone());
+        let db = Self {
+            write,
+            read,
+            group,
+            path,
+        };
         db.claim_mode(mode).await?;
-        Ok(db)
+        Ok((db, committer))
     }
 
     pub fn path(&self) -> &Path {
@@ -179,13 +195,13 @@ mod tests {
     #[tokio::test]
     async fn a_database_keeps_the_mode_it_was_created_in() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), "svc", &NO_MIGRATIONS, Mode::Queue)
+        let (db, _) = Db::open(dir.path(), "svc", &NO_MIGRATIONS, Mode::Queue)
             .await
             .unwrap();
         db.close().await;
         let again = Db::open(dir.path(), "svc", &NO_MIGRATIONS, Mode::Queue).await;
         assert!(again.is_ok());
-        again.unwrap().close().await;
+        again.unwrap().0.close().await;
         let err = Db::open(dir.path(), "svc", &NO_MIGRATIONS, Mode::Strong)
             .await
             .unwrap_err();
@@ -195,7 +211,7 @@ mod tests {
     #[tokio::test]
     async fn the_file_is_in_wal_mode_with_full_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), "svc", &NO_MIGRATIONS, Mode::Strong)
+        let (db, _) = Db::open(dir.path(), "svc", &NO_MIGRATIONS, Mode::Strong)
             .await
             .unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
@@ -208,5 +224,52 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "FULL");
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_transactions_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, committer) = Db::open(dir.path(), "svc", &NO_MIGRATIONS, Mode::Queue)
+            .await
+            .unwrap();
+        let committer = tokio::spawn(committer.run());
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        // 200 writers at once, one of which breaks the primary key.
+        let writes = (0..200i64).map(|i| {
+            let group = db.group.clone();
+            let n = if i == 150 { 3 } else { i };
+            tokio::spawn(async move {
+                group
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO t (n) VALUES (?)")
+                                .bind(n)
+                                .execute(&mut *conn)
+                                .await
+                                .map(|_| n)
+                        })
+                    })
+                    .await
+            })
+        });
+        let mut failed = 0;
+        for write in writes {
+            match write.await.unwrap() {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(_)) => failed += 1,
+                Err(other) => panic!("unexpected error {other}"),
+            }
+        }
+        assert_eq!(failed, 1, "only the duplicate fails");
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&db.read)
+            .await
+            .unwrap();
+        assert_eq!(count, 199, "every other write committed");
+        drop(db);
+        committer.await.unwrap().unwrap();
     }
 }

@@ -127,10 +127,12 @@ async fn events_apply_once_in_order_and_a_poison_event_is_set_aside() {
     let dir = tempfile::tempdir().unwrap();
     let producer = Db::open(dir.path(), "producer", &NO_MIGRATIONS, Mode::Queue)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let consumer = Db::open(dir.path(), "consumer", &NO_MIGRATIONS, Mode::Queue)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     transport::install(&producer).await.unwrap();
     transport::install(&consumer).await.unwrap();
     sqlx::query("CREATE TABLE applied (order_id TEXT NOT NULL, seq INTEGER NOT NULL)")
@@ -204,10 +206,12 @@ async fn a_feed_that_is_down_is_waited_for() {
     let dir = tempfile::tempdir().unwrap();
     let producer = Db::open(dir.path(), "producer", &NO_MIGRATIONS, Mode::Queue)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let consumer = Db::open(dir.path(), "consumer", &NO_MIGRATIONS, Mode::Queue)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     transport::install(&producer).await.unwrap();
     transport::install(&consumer).await.unwrap();
     sqlx::query("CREATE TABLE applied (order_id TEXT NOT NULL, seq INTEGER NOT NULL)")
