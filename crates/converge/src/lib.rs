@@ -7,6 +7,8 @@
 //!   drives it through the public API.
 //! - [`demo`]: the same workload through each mode, side by side.
 
+pub mod baseline;
+pub mod bench;
 pub mod demo;
 pub mod settings;
 pub mod system;

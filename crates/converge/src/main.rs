@@ -14,7 +14,10 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo(_) | Command::Check(_));
+    let quiet = matches!(
+        cli.command,
+        Command::Demo(_) | Command::Bench(_) | Command::Check(_)
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -27,6 +30,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Check(args) => check(args).await,
         Command::Demo(args) => demo(args).await,
+        Command::Bench(args) => bench(args).await,
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -148,24 +152,61 @@ async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn demo(args: converge::settings::DemoArgs) -> anyhow::Result<ExitCode> {
+    let plan = converge::demo::plan(&args, command_line());
     println!(
-        "Placing {} orders over {} accounts ({} in flight) in each of: {}",
-        args.orders,
+        "Offering {} orders/s for {} s over {} accounts in each of: {}",
+        args.rate,
+        args.duration_s,
         args.accounts,
-        args.concurrency,
-        args.modes
+        plan.modes
             .iter()
-            .map(|m| format!("{m:?}").to_lowercase())
+            .map(|m| m.name())
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let results = converge::demo::run(args).await?;
-    print!("{}", converge::demo::table(&results));
+    let report = converge::bench::run(&plan).await?;
+    print!("{}", converge::demo::table(&report.runs));
+    finish(&report, &args.out)
+}
+
+async fn bench(args: converge::settings::BenchArgs) -> anyhow::Result<ExitCode> {
+    let ms = std::time::Duration::from_millis;
+    let plan = converge::bench::Plan {
+        command: command_line(),
+        modes: args.modes.clone(),
+        rate: args.rate,
+        connections: args.connections.max(1),
+        duration: std::time::Duration::from_secs_f64(args.duration_s.max(0.1)),
+        accounts: args.accounts.max(1),
+        seed: args.seed,
+        stats_delays_ms: if args.stats_delay_ms.is_empty() {
+            vec![0]
+        } else {
+            args.stats_delay_ms.clone()
+        },
+        probe_per_s: args.probe_per_s,
+        cron_interval: ms(args.cron_interval_ms.max(1)),
+        call_timeout: ms(args.call_timeout_ms),
+        network_delay: ms(args.network_delay_ms),
+        delays: converge::system::Delays::default(),
+    };
+    let report = converge::bench::run(&plan).await?;
+    print!("{}", report::table::render(&report));
+    finish(&report, &args.out)
+}
+
+/// Writes the report, says where, lists violations; exit status 1 if there is any.
+fn finish(report: &report::Report, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let page = converge::bench::write(report, out)?;
+    println!("report: {} (and report.json beside it)", page.display());
     let mut clean = true;
-    for result in &results {
-        for violation in &result.violations {
+    for run in &report.runs {
+        for violation in &run.violations {
             clean = false;
-            println!("{}: {violation}", result.mode);
+            println!(
+                "{} (stats delay {} ms): {violation}",
+                run.mode, run.stats_delay_ms
+            );
         }
     }
     Ok(if clean {
@@ -173,4 +214,19 @@ async fn demo(args: converge::settings::DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The command line as typed, for the report.
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let program = args.next().map(|p| {
+        std::path::Path::new(&p)
+            .file_name()
+            .map_or(p.clone(), |n| n.to_string_lossy().into_owned())
+    });
+    program
+        .into_iter()
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -29,6 +29,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Drive the same seeded workload through each mode and print them side by side.
     Demo(DemoArgs),
+    /// Measure the trade-off: latency and throughput against the inconsistency window, per
+    /// mode, with a report (report.json, index.html).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -161,18 +164,24 @@ pub struct Knobs {
 }
 
 impl Knobs {
-    /// Fills the knobs of a system configuration.
-    pub fn apply(&self, config: &mut SystemConfig) {
+    /// Every service's processing delay.
+    pub fn delays(&self) -> Delays {
         let ms = Duration::from_millis;
-        config.call_timeout = ms(self.call_timeout_ms);
-        config.network_delay = ms(self.network_delay_ms);
-        config.delays = Delays {
+        Delays {
             account: ms(self.account_delay_ms),
             order: ms(self.order_delay_ms),
             payment: ms(self.payment_delay_ms),
             loyalty: ms(self.loyalty_delay_ms),
             stats: ms(self.stats_delay_ms),
-        };
+        }
+    }
+
+    /// Fills the knobs of a system configuration.
+    pub fn apply(&self, config: &mut SystemConfig) {
+        let ms = Duration::from_millis;
+        config.call_timeout = ms(self.call_timeout_ms);
+        config.network_delay = ms(self.network_delay_ms);
+        config.delays = self.delays();
         config.cron_interval = ms(self.cron_interval_ms.max(1));
         config.in_doubt_after = ms(self.in_doubt_after_ms.max(1));
     }
@@ -202,21 +211,129 @@ pub struct DemoArgs {
         default_value = "strong,queue,cron"
     )]
     pub modes: Vec<ModeArg>,
-    /// Orders placed in each mode.
-    #[arg(long, env = "CONVERGE_DEMO_ORDERS", default_value_t = 600)]
-    pub orders: usize,
-    /// Accounts the orders are spread over.
+    /// Orders offered per second, at constant intervals.
+    #[arg(long, env = "CONVERGE_DEMO_RATE", default_value_t = 200)]
+    pub rate: u64,
+    /// How long each mode is offered orders.
+    #[arg(long, env = "CONVERGE_DEMO_DURATION_S", default_value_t = 3.0)]
+    pub duration_s: f64,
+    /// Accounts the orders are spread over (plus four probe accounts).
     #[arg(long, env = "CONVERGE_DEMO_ACCOUNTS", default_value_t = 24)]
     pub accounts: usize,
-    /// Orders in flight at once.
-    #[arg(long, env = "CONVERGE_DEMO_CONCURRENCY", default_value_t = 16)]
-    pub concurrency: usize,
+    /// Requests in flight at most.
+    #[arg(long, env = "CONVERGE_DEMO_CONNECTIONS", default_value_t = 64)]
+    pub connections: usize,
     /// Seed of the workload: the same seed places the same orders in every mode and run.
     #[arg(long, env = "CONVERGE_DEMO_SEED", default_value_t = 7)]
     pub seed: u64,
-    /// Keep each mode's databases under this directory instead of a temporary one.
-    #[arg(long, env = "CONVERGE_DEMO_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Where the report (report.json, index.html) goes.
+    #[arg(long, env = "CONVERGE_DEMO_OUT", default_value = "./converge-report")]
+    pub out: PathBuf,
     #[command(flatten)]
     pub knobs: Knobs,
+}
+
+/// What `converge bench` runs: the modes as the user names them, `baseline` included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    /// A bare endpoint that commits the order durably and answers: this machine's floor.
+    Baseline,
+    Strong,
+    Queue,
+    Cron,
+}
+
+impl BenchMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchMode::Baseline => "baseline",
+            BenchMode::Strong => "strong",
+            BenchMode::Queue => "queue",
+            BenchMode::Cron => "cron",
+        }
+    }
+
+    pub fn mode(self) -> Option<Mode> {
+        match self {
+            BenchMode::Baseline => None,
+            BenchMode::Strong => Some(Mode::Strong),
+            BenchMode::Queue => Some(Mode::Queue),
+            BenchMode::Cron => Some(Mode::Cron),
+        }
+    }
+}
+
+/// `--rate 2000` (orders per second, open loop) or `--rate max` (closed loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    PerSecond(u64),
+    Max,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "max" {
+            return Ok(Rate::Max);
+        }
+        match s.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Rate::PerSecond(n)),
+            _ => Err(format!(
+                "expected a positive number of orders per second or \"max\", got {s:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Modes to measure, in order. `baseline` gives the floor every mode is compared to.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "baseline,strong,queue,cron"
+    )]
+    pub modes: Vec<BenchMode>,
+    /// Offered load: orders per second at constant intervals (open loop, latency counted from
+    /// each order's intended send time), or `max` for as fast as --connections allow.
+    #[arg(long, env = "CONVERGE_BENCH_RATE", default_value = "1000")]
+    pub rate: Rate,
+    /// Requests in flight at most.
+    #[arg(long, env = "CONVERGE_BENCH_CONNECTIONS", default_value_t = 256)]
+    pub connections: usize,
+    /// How long each run offers load.
+    #[arg(long, env = "CONVERGE_BENCH_DURATION_S", default_value_t = 10.0)]
+    pub duration_s: f64,
+    /// Ordinary accounts the orders are spread over (plus four probe accounts).
+    #[arg(long, env = "CONVERGE_BENCH_ACCOUNTS", default_value_t = 200)]
+    pub accounts: usize,
+    /// Seed of the workload.
+    #[arg(long, env = "CONVERGE_BENCH_SEED", default_value_t = 7)]
+    pub seed: u64,
+    /// Stats processing delays to sweep, each a separate run of every mode ("the seed's
+    /// experiment": strong latency rises with it, queue stays flat and its window grows).
+    #[arg(
+        long,
+        env = "CONVERGE_BENCH_STATS_DELAY_MS",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    pub stats_delay_ms: Vec<u64>,
+    /// Acknowledged orders per second the visibility probe follows.
+    #[arg(long, env = "CONVERGE_BENCH_PROBE_PER_S", default_value_t = 20)]
+    pub probe_per_s: u32,
+    /// Where report.json and index.html go.
+    #[arg(long, env = "CONVERGE_BENCH_OUT", default_value = "./converge-report")]
+    pub out: PathBuf,
+    /// Cron mode: how often the batch job wakes.
+    #[arg(long, env = "CONVERGE_CRON_INTERVAL_MS", default_value_t = 1_000)]
+    pub cron_interval_ms: u64,
+    /// Longest wait for one call between services.
+    #[arg(long, env = "CONVERGE_CALL_TIMEOUT_MS", default_value_t = 2_000)]
+    pub call_timeout_ms: u64,
+    /// Added to every call between services.
+    #[arg(long, env = "CONVERGE_NETWORK_DELAY_MS", default_value_t = 0)]
+    pub network_delay_ms: u64,
 }

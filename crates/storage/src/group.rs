@@ -39,7 +39,7 @@ pub struct GroupCommit {
     jobs: mpsc::Sender<Job>,
 }
 
-/// The other end, run by [`GroupCommit::run`].
+/// The other end, run by [`Committer::run`].
 pub struct Committer {
     jobs: mpsc::Receiver<Job>,
     pool: SqlitePool,
