@@ -191,7 +191,7 @@ async fn bench(args: converge::settings::BenchArgs) -> anyhow::Result<ExitCode> 
         delays: converge::system::Delays::default(),
     };
     let report = converge::bench::run(&plan).await?;
-    print!("{}", report::table::render(&report));
+    println!("{}", report::table::render(&report));
     finish(&report, &args.out)
 }
 
