@@ -398,8 +398,10 @@ fn apply_lags(metrics: &str) -> Vec<rm::ServiceLag> {
             if histogram.count == 0 {
                 return None;
             }
-            let at = |q| stats::bucket_percentile(&histogram.buckets, q);
             let max_ms = max_gauge_of(metrics, "converge_apply_lag_max_ms", &service);
+            // Interpolating inside a bucket can land above the exact maximum (strong mode's
+            // lags are all 0, yet the first bucket is [0, 0.5]): never report more than it.
+            let at = |q| stats::bucket_percentile(&histogram.buckets, q).min(max_ms);
             let finite: Vec<(f64, u64)> = histogram
                 .buckets
                 .iter()
