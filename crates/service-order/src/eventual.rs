@@ -3,9 +3,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use contracts::api::{OrderStatus, Refusal};
+use contracts::api::Refusal;
 use contracts::events::{Event, EventBody};
-use contracts::ids::OrderId;
 use contracts::now_ms;
 use contracts::order::NewOrder;
 use runtime::ApiError;
@@ -13,80 +12,32 @@ use sqlx::SqliteConnection;
 use transport::{Apply, ApplyError, Outbox};
 
 use crate::Orders;
-use crate::idempotency::{self, Claim, Earlier};
-use crate::store;
+use crate::idempotency::Claim;
+use crate::placement::Placed;
 
 /// Writes the order, its `OrderPlaced` event and the idempotency key in one local
 /// transaction, then answers `202 accepted`. The event exists if and only if the order does.
-/// The transaction is shared with concurrent orders (group commit): one fsync acknowledges
-/// them all.
+/// The transaction is shared with the orders placed at the same moment (see
+/// [`placement`](crate::placement)): one fsync, and a few statements, acknowledge them all.
 pub(crate) async fn place(
     orders: &Orders,
     order: NewOrder,
     claim: Option<Claim>,
 ) -> Result<Response, ApiError> {
-    let placed = orders
-        .db
-        .group
-        .write(move |conn| Box::pin(write_order(conn, order, claim)))
-        .await?;
-    match placed {
-        Placed::New { seq, body } => {
-            orders.outbox.published(seq);
-            Ok((
-                StatusCode::ACCEPTED,
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response())
-        }
-        Placed::Earlier(response) => Ok(response),
-    }
-}
-
-enum Placed {
-    New {
-        seq: i64,
-        body: String,
-    },
-    /// A retry: the first answer.
-    Earlier(Response),
-}
-
-async fn write_order(
-    conn: &mut SqliteConnection,
-    order: NewOrder,
-    claim: Option<Claim>,
-) -> Result<Placed, ApiError> {
-    if let Some(claim) = &claim {
-        match idempotency::find(conn, claim).await? {
-            Some(Earlier::Answered(response)) => return Ok(Placed::Earlier(response)),
-            // Eventual modes answer inside the transaction that stores the key: never seen.
-            Some(Earlier::InProgress) => {
-                return Err(ApiError::Conflict(
-                    "a request with this Idempotency-Key is in progress".into(),
-                ));
-            }
-            None => {}
-        }
-    }
-    let now = now_ms();
-    let id = OrderId::generate();
-    let placed = store::new_order(&id, &order, OrderStatus::Accepted, now);
-    store::insert(conn, &placed).await?;
-    let event = EventBody::OrderPlaced {
-        order_id: placed.id.clone(),
-        account_id: placed.account_id.clone(),
-        total_cents: placed.total_cents,
-        points: placed.points,
-        acknowledged_at_ms: now,
+    let placer = orders
+        .placer
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no placer in an eventual mode")))?;
+    let (status, body) = match placer.place(order, claim).await? {
+        Placed::New { body } => (StatusCode::ACCEPTED, body),
+        Placed::Earlier { status, body } => (status, body),
     };
-    let seq = Outbox::append(conn, &event, now).await?;
-    let body = serde_json::to_string(&placed).expect("an order always serializes");
-    if let Some(claim) = &claim {
-        idempotency::insert(conn, claim, &placed.id, Some((StatusCode::ACCEPTED, &body))).await?;
-    }
-    Ok(Placed::New { seq, body })
+    Ok((
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// Settles an accepted order on Payment's verdict. A captured payment confirms it; a declined

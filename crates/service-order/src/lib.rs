@@ -12,6 +12,7 @@
 mod eventual;
 mod http;
 mod idempotency;
+mod placement;
 mod store;
 mod strong;
 
@@ -75,7 +76,17 @@ pub async fn build(
         outcomes,
         settled: Default::default(),
         settled_seq: Default::default(),
+        placer: None,
     };
+    let mut orders = orders;
+    let mut placer_task = None;
+    if config.mode.is_eventual() {
+        let published = outbox.clone();
+        let (placer, task) =
+            placement::Placer::new(db.clone(), move |seq| published.published(seq));
+        orders.placer = Some(placer);
+        placer_task = Some(Task::new("order placer", task));
+    }
     let public = Router::new()
         .route("/orders", post(http::place))
         .route("/orders/{id}", get(http::read))
@@ -85,6 +96,7 @@ pub async fn build(
         transport::admin::router(db.clone(), Some(outbox.clone()), Some(IN_DOUBT_SQL))
             .merge(transport::feed::router(outbox));
     let mut tasks = vec![Task::new("order group commit", committer.run())];
+    tasks.extend(placer_task);
     match config.mode {
         Mode::Strong => {
             // Before serving: settle what a crash left half done.
@@ -142,4 +154,6 @@ struct Orders {
     settled: Arc<std::sync::Mutex<Vec<i64>>>,
     /// The newest `OrderCancelled` written by that batch, published once it commits.
     settled_seq: Arc<std::sync::atomic::AtomicI64>,
+    /// Eventual modes: places orders in batches.
+    placer: Option<placement::Placer>,
 }
