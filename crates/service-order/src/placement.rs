@@ -20,6 +20,7 @@ use runtime::ApiError;
 use sqlx::{Connection, QueryBuilder, Sqlite};
 use storage::Db;
 use tokio::sync::{mpsc, oneshot};
+use transport::Outbox;
 
 use crate::idempotency::Claim;
 use crate::store;
@@ -229,23 +230,17 @@ async fn place_batch(
         });
         orders.build().execute(&mut *tx).await?;
 
-        let mut events =
-            QueryBuilder::<Sqlite>::new("INSERT INTO outbox (event_id, recorded_at_ms, body) ");
-        events.push_values(&new_orders, |mut row, (order, _)| {
-            let event = EventBody::OrderPlaced {
+        let events: Vec<EventBody> = new_orders
+            .iter()
+            .map(|(order, _)| EventBody::OrderPlaced {
                 order_id: order.id.clone(),
                 account_id: order.account_id.clone(),
                 total_cents: order.total_cents,
                 points: order.points,
                 acknowledged_at_ms: order.acknowledged_at_ms,
-            };
-            row.push_bind(format!("evt_{}", uuid_simple()))
-                .push_bind(now)
-                .push_bind(event.to_json().to_string());
-        });
-        events.push(" RETURNING seq");
-        let seqs: Vec<i64> = events.build_query_scalar().fetch_all(&mut *tx).await?;
-        head = seqs.into_iter().max();
+            })
+            .collect();
+        head = Outbox::append_all(&mut tx, &events, now).await?;
 
         let keyed: Vec<(&Order, &Claim, &String)> = new_orders
             .iter()
@@ -286,8 +281,4 @@ async fn place_batch(
         })
         .collect();
     Ok((answers, head))
-}
-
-fn uuid_simple() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
 }

@@ -1,13 +1,13 @@
 //! The eventual modes: deciding each placed order from the Order feed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use contracts::api::Refusal;
 use contracts::events::{Event, EventBody};
 use contracts::internal::{ELIGIBILITY_PATH, EligibilityRequest, EligibilityResponse};
 use contracts::now_ms;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use transport::{Apply, ApplyError, Outbox};
 
 use crate::Payments;
@@ -53,33 +53,30 @@ impl Apply for Payments {
         verdicts: &Verdicts,
     ) -> Result<(), ApplyError> {
         self.appended.store(0, Ordering::Relaxed);
+        // Runs of placed orders are decided as a set; a cancellation is applied in its place
+        // in the order, after the run before it.
+        let mut run: Vec<PlacedOrder> = Vec::new();
         for event in events {
-            let verdict = match transport::consumer::decode(event)? {
+            match transport::consumer::decode(event)? {
                 EventBody::OrderPlaced {
                     order_id,
                     account_id,
                     total_cents,
                     ..
-                } => {
-                    let refusal = verdicts.get(&account_id).copied().ok_or_else(|| {
-                        ApplyError::Transient(anyhow::anyhow!(
-                            "no verdict for account {account_id}"
-                        ))
-                    })?;
-                    decide(tx, &order_id, &account_id, total_cents, refusal).await?
-                }
+                } => run.push(PlacedOrder {
+                    order_id,
+                    account_id,
+                    total_cents,
+                }),
                 EventBody::OrderCancelled { order_id, .. } => {
+                    self.decide_all(tx, &std::mem::take(&mut run), verdicts)
+                        .await?;
                     refund(tx, &order_id).await?;
-                    None
                 }
-                _ => None,
-            };
-            if let Some(body) = verdict {
-                let seq = Outbox::append(tx, &body, now_ms()).await?;
-                self.appended.fetch_max(seq, Ordering::Relaxed);
+                _ => {}
             }
         }
-        Ok(())
+        self.decide_all(tx, &run, verdicts).await
     }
 
     fn committed(&self, events: &[Event]) {
@@ -98,67 +95,134 @@ impl Apply for Payments {
     }
 }
 
-/// Captures the order's total if the account may order and the wallet has it, else declines.
-/// Returns the verdict event, or nothing if this order was decided before (a redelivery).
-async fn decide(
-    tx: &mut SqliteConnection,
-    order_id: &str,
-    account_id: &str,
+struct PlacedOrder {
+    order_id: String,
+    account_id: String,
     total_cents: i64,
-    refusal: Option<Refusal>,
-) -> Result<Option<EventBody>, sqlx::Error> {
-    let seen: Option<i64> = sqlx::query_scalar("SELECT 1 FROM payments WHERE order_id = ?")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if seen.is_some() {
-        return Ok(None);
-    }
-    let refusal = match refusal {
-        Some(reason) => Some(reason),
-        None => {
-            let taken = sqlx::query(
-                "UPDATE wallets SET balance_cents = balance_cents - ?1
-                 WHERE account_id = ?2 AND balance_cents - held_cents >= ?1",
-            )
-            .bind(total_cents)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            (taken == 0).then_some(Refusal::InsufficientFunds)
+}
+
+impl Payments {
+    /// Decides a run of placed orders, in order, as one at a time would: an order decided
+    /// before (a redelivery) is skipped; an account Account refused is declined with its
+    /// reason; otherwise the wallet pays if it has the total, else the order is declined for
+    /// insufficient funds. Done in memory over the wallets read once, then written with one
+    /// statement each for the payments, the verdict events and the wallets.
+    async fn decide_all(
+        &self,
+        tx: &mut SqliteConnection,
+        run: &[PlacedOrder],
+        verdicts: &Verdicts,
+    ) -> Result<(), ApplyError> {
+        if run.is_empty() {
+            return Ok(());
         }
-    };
-    let status = if refusal.is_some() {
-        "declined"
-    } else {
-        "captured"
-    };
-    sqlx::query(
-        "INSERT INTO payments (order_id, account_id, amount_cents, status, reason, updated_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(order_id)
-    .bind(account_id)
-    .bind(total_cents)
-    .bind(status)
-    .bind(refusal.map(Refusal::as_str))
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    let (order_id, account_id) = (order_id.to_owned(), account_id.to_owned());
-    Ok(Some(match refusal {
-        None => EventBody::PaymentCaptured {
-            order_id,
-            account_id,
-            amount_cents: total_cents,
-        },
-        Some(reason) => EventBody::PaymentDeclined {
-            order_id,
-            account_id,
-            reason,
-        },
-    }))
+        let mut seen =
+            QueryBuilder::<Sqlite>::new("SELECT order_id FROM payments WHERE order_id IN (");
+        let mut list = seen.separated(", ");
+        for order in run {
+            list.push_bind(&order.order_id);
+        }
+        seen.push(")");
+        let mut decided: HashSet<String> = seen
+            .build_query_scalar()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+
+        let mut read = QueryBuilder::<Sqlite>::new(
+            "SELECT account_id, balance_cents, held_cents, top_ups_cents FROM wallets WHERE account_id IN (",
+        );
+        let mut list = read.separated(", ");
+        for order in run {
+            list.push_bind(&order.account_id);
+        }
+        read.push(")");
+        let rows: Vec<(String, i64, i64, i64)> = read.build_query_as().fetch_all(&mut *tx).await?;
+        let mut wallets: BTreeMap<String, (i64, i64, i64)> = rows
+            .into_iter()
+            .map(|(a, b, h, t)| (a, (b, h, t)))
+            .collect();
+        let mut changed: HashSet<String> = HashSet::new();
+
+        let mut payments = Vec::new();
+        let mut verdict_events = Vec::new();
+        for order in run {
+            if !decided.insert(order.order_id.clone()) {
+                continue;
+            }
+            let refusal = verdicts.get(&order.account_id).copied().ok_or_else(|| {
+                ApplyError::Transient(anyhow::anyhow!(
+                    "no verdict for account {}",
+                    order.account_id
+                ))
+            })?;
+            let refusal = refusal.or_else(|| match wallets.get_mut(&order.account_id) {
+                Some((balance, held, _)) if *balance - *held >= order.total_cents => {
+                    *balance -= order.total_cents;
+                    changed.insert(order.account_id.clone());
+                    None
+                }
+                _ => Some(Refusal::InsufficientFunds),
+            });
+            let (order_id, account_id) = (order.order_id.clone(), order.account_id.clone());
+            payments.push((order, refusal));
+            verdict_events.push(match refusal {
+                None => EventBody::PaymentCaptured {
+                    order_id,
+                    account_id,
+                    amount_cents: order.total_cents,
+                },
+                Some(reason) => EventBody::PaymentDeclined {
+                    order_id,
+                    account_id,
+                    reason,
+                },
+            });
+        }
+        if payments.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO payments (order_id, account_id, amount_cents, status, reason, updated_at_ms) ",
+        );
+        insert.push_values(&payments, |mut row, (order, refusal)| {
+            row.push_bind(&order.order_id)
+                .push_bind(&order.account_id)
+                .push_bind(order.total_cents)
+                .push_bind(if refusal.is_some() {
+                    "declined"
+                } else {
+                    "captured"
+                })
+                .push_bind(refusal.map(Refusal::as_str))
+                .push_bind(now);
+        });
+        insert.build().execute(&mut *tx).await?;
+        if let Some(seq) = Outbox::append_all(tx, &verdict_events, now).await? {
+            self.appended.fetch_max(seq, Ordering::Relaxed);
+        }
+        if !changed.is_empty() {
+            let mut update = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO wallets (account_id, balance_cents, held_cents, top_ups_cents) ",
+            );
+            update.push_values(
+                changed.iter().map(|a| (a, wallets[a])),
+                |mut row, (account_id, (balance, held, top_ups))| {
+                    row.push_bind(account_id)
+                        .push_bind(balance)
+                        .push_bind(held)
+                        .push_bind(top_ups);
+                },
+            );
+            update.push(
+                " ON CONFLICT (account_id) DO UPDATE SET balance_cents = excluded.balance_cents",
+            );
+            update.build().execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Gives back a captured payment of an order cancelled for another reason (a saga's

@@ -16,7 +16,7 @@ use contracts::internal::{PrepareRequest, Vote};
 use contracts::{Mode, ServiceName, now_ms};
 use runtime::{ApiError, ApiJson, App, Metrics, Peer, ServiceConfig, Task};
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use storage::Db;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -151,6 +151,84 @@ async fn count(
     )
     .await?;
     Ok(true)
+}
+
+/// A placed order, as the consumer counts it.
+struct Placed {
+    order_id: String,
+    account_id: String,
+    total_cents: i64,
+    acknowledged_at_ms: i64,
+}
+
+/// Counts many orders at once, each at most once: one insert for the facts (which returns
+/// the orders not counted before), then one upsert each for the accounts' and the minutes'
+/// totals, summed here. The same as [`count`] per order, in three statements.
+async fn count_all(conn: &mut SqliteConnection, placed: &[Placed]) -> Result<(), sqlx::Error> {
+    if placed.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut facts = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, applied_at_ms) ",
+    );
+    facts.push_values(placed, |mut row, p| {
+        row.push_bind(&p.order_id)
+            .push_bind(&p.account_id)
+            .push_bind(p.total_cents)
+            .push_bind("counted")
+            .push_bind(p.acknowledged_at_ms)
+            .push_bind(now);
+    });
+    facts.push(
+        " ON CONFLICT (order_id) DO UPDATE SET status = 'counted', applied_at_ms = excluded.applied_at_ms
+          WHERE status = 'pending' RETURNING order_id",
+    );
+    let counted: std::collections::HashSet<String> = facts
+        .build_query_scalar()
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut accounts: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    let mut minutes: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+    for p in placed.iter().filter(|p| counted.contains(&p.order_id)) {
+        let account = accounts.entry(&p.account_id).or_default();
+        account.0 += 1;
+        account.1 += p.total_cents;
+        let minute = minutes.entry(minute_of(p.acknowledged_at_ms)).or_default();
+        minute.0 += 1;
+        minute.1 += p.total_cents;
+    }
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let mut totals = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO account_totals (account_id, orders, revenue_cents) ",
+    );
+    totals.push_values(&accounts, |mut row, (account_id, (orders, revenue))| {
+        row.push_bind(*account_id)
+            .push_bind(*orders)
+            .push_bind(*revenue);
+    });
+    totals.push(
+        " ON CONFLICT (account_id) DO UPDATE SET orders = orders + excluded.orders,
+              revenue_cents = revenue_cents + excluded.revenue_cents",
+    );
+    totals.build().execute(&mut *conn).await?;
+    let mut by_minute =
+        QueryBuilder::<Sqlite>::new("INSERT INTO minute_totals (minute, orders, revenue_cents) ");
+    by_minute.push_values(&minutes, |mut row, (minute, (orders, revenue))| {
+        row.push_bind(*minute)
+            .push_bind(*orders)
+            .push_bind(*revenue);
+    });
+    by_minute.push(
+        " ON CONFLICT (minute) DO UPDATE SET orders = orders + excluded.orders,
+              revenue_cents = revenue_cents + excluded.revenue_cents",
+    );
+    by_minute.build().execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Takes a cancelled order out of the totals if it was counted, and leaves a tombstone so
@@ -359,6 +437,9 @@ impl Apply for Stats {
         events: &[Event],
         _: &(),
     ) -> Result<(), ApplyError> {
+        // Runs of placed orders are counted as a set; a cancellation is applied in its place
+        // in the order, after the run before it.
+        let mut run: Vec<Placed> = Vec::new();
         for event in events {
             match transport::consumer::decode(event)? {
                 EventBody::OrderPlaced {
@@ -367,21 +448,26 @@ impl Apply for Stats {
                     total_cents,
                     acknowledged_at_ms,
                     ..
-                } => {
-                    count(tx, &order_id, &account_id, total_cents, acknowledged_at_ms).await?;
-                }
+                } => run.push(Placed {
+                    order_id,
+                    account_id,
+                    total_cents,
+                    acknowledged_at_ms,
+                }),
                 EventBody::OrderCancelled {
                     order_id,
                     account_id,
                     total_cents,
                     ..
                 } => {
+                    count_all(tx, &std::mem::take(&mut run)).await?;
                     uncount(tx, &order_id, &account_id, total_cents).await?;
                 }
                 // Payment's verdicts travel on another feed.
                 _ => {}
             }
         }
+        count_all(tx, &run).await?;
         Ok(())
     }
 

@@ -47,6 +47,30 @@ impl Outbox {
         Ok(seq)
     }
 
+    /// Writes many events inside the caller's transaction with one statement; returns the
+    /// newest position written (`None` for no events). Call [`Outbox::published`] with it once
+    /// that transaction has committed.
+    pub async fn append_all(
+        conn: &mut SqliteConnection,
+        bodies: &[EventBody],
+        now_ms: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        if bodies.is_empty() {
+            return Ok(None);
+        }
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO outbox (event_id, recorded_at_ms, body) ",
+        );
+        insert.push_values(bodies, |mut row, body| {
+            row.push_bind(format!("evt_{}", uuid::Uuid::now_v7().simple()))
+                .push_bind(now_ms)
+                .push_bind(body.to_json().to_string());
+        });
+        insert.push(" RETURNING seq");
+        let seqs: Vec<i64> = insert.build_query_scalar().fetch_all(conn).await?;
+        Ok(seqs.into_iter().max())
+    }
+
     /// Tells waiting readers that everything up to `seq` has committed.
     pub fn published(&self, seq: i64) {
         self.head.send_if_modified(|head| {
