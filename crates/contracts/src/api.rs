@@ -104,7 +104,7 @@ impl OrderStatus {
 }
 
 /// Why an order was refused (strong) or cancelled (eventual).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
     UnknownAccount,

@@ -1,6 +1,8 @@
 //! Queue and cron modes: the transactional outbox on the way out, Payment's verdicts on the
 //! way back.
 
+use std::collections::BTreeMap;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contracts::api::Refusal;
@@ -8,7 +10,7 @@ use contracts::events::{Event, EventBody};
 use contracts::now_ms;
 use contracts::order::NewOrder;
 use runtime::ApiError;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use transport::{Apply, ApplyError, Outbox};
 
 use crate::Orders;
@@ -40,50 +42,71 @@ pub(crate) async fn place(
         .into_response())
 }
 
-/// Settles an accepted order on Payment's verdict. A captured payment confirms it; a declined
-/// one cancels it and emits `OrderCancelled`, so that Loyalty and Stats take back what they
-/// applied. Returns the order's acknowledgement time if this call settled it.
-async fn settle(
+/// Settles accepted orders on Payment's verdicts, a batch at a time: every captured order is
+/// confirmed with one statement, the declined ones cancelled with one per reason, and each
+/// cancellation emits `OrderCancelled` so that Loyalty and Stats take back what they applied.
+/// Each order has one verdict, so the order they are applied in does not matter; an order
+/// already settled (a redelivered verdict) is left as it is. Returns the acknowledgement times
+/// of the orders this call settled.
+async fn settle_all(
     orders: &Orders,
     tx: &mut SqliteConnection,
-    order_id: &str,
-    refusal: Option<Refusal>,
-) -> Result<Option<i64>, sqlx::Error> {
+    captured: &[String],
+    declined: &BTreeMap<Refusal, Vec<String>>,
+) -> Result<Vec<i64>, sqlx::Error> {
     let now = now_ms();
-    let status = if refusal.is_some() {
-        "cancelled"
-    } else {
-        "confirmed"
-    };
-    let settled: Option<(String, i64, i64, i64)> = sqlx::query_as(
-        "UPDATE orders SET status = ?, reason = ?, settled_at_ms = ?
-         WHERE id = ? AND status = 'accepted'
-         RETURNING account_id, total_cents, points, acknowledged_at_ms",
-    )
-    .bind(status)
-    .bind(refusal.map(Refusal::as_str))
-    .bind(now)
-    .bind(order_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((account_id, total_cents, points, acknowledged_at_ms)) = settled else {
-        // Already settled: a redelivered verdict.
-        return Ok(None);
-    };
-    if let Some(reason) = refusal {
-        let event = EventBody::OrderCancelled {
-            order_id: order_id.to_owned(),
-            account_id,
-            total_cents,
-            points,
-            reason,
-        };
-        let seq = Outbox::append(tx, &event, now).await?;
+    let mut acknowledged = Vec::new();
+    if !captured.is_empty() {
+        let mut confirm =
+            QueryBuilder::<Sqlite>::new("UPDATE orders SET status = 'confirmed', settled_at_ms = ");
+        confirm
+            .push_bind(now)
+            .push(" WHERE status = 'accepted' AND id IN (");
+        let mut ids = confirm.separated(", ");
+        for id in captured {
+            ids.push_bind(id);
+        }
+        confirm.push(") RETURNING acknowledged_at_ms");
+        acknowledged.extend(
+            confirm
+                .build_query_scalar::<i64>()
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
+    let mut cancellations = Vec::new();
+    for (reason, order_ids) in declined {
+        let mut cancel =
+            QueryBuilder::<Sqlite>::new("UPDATE orders SET status = 'cancelled', reason = ");
+        cancel
+            .push_bind(reason.as_str())
+            .push(", settled_at_ms = ")
+            .push_bind(now)
+            .push(" WHERE status = 'accepted' AND id IN (");
+        let mut ids = cancel.separated(", ");
+        for id in order_ids {
+            ids.push_bind(id);
+        }
+        cancel.push(") RETURNING id, account_id, total_cents, points, acknowledged_at_ms");
+        let rows: Vec<(String, String, i64, i64, i64)> =
+            cancel.build_query_as().fetch_all(&mut *tx).await?;
+        for (order_id, account_id, total_cents, points, acknowledged_at_ms) in rows {
+            acknowledged.push(acknowledged_at_ms);
+            cancellations.push(EventBody::OrderCancelled {
+                order_id,
+                account_id,
+                total_cents,
+                points,
+                reason: *reason,
+            });
+        }
+    }
+    if let Some(seq) = Outbox::append_all(tx, &cancellations, now).await? {
         orders
             .settled_seq
             .fetch_max(seq, std::sync::atomic::Ordering::Relaxed);
     }
-    Ok(Some(acknowledged_at_ms))
+    Ok(acknowledged)
 }
 
 impl Apply for Orders {
@@ -99,21 +122,22 @@ impl Apply for Orders {
         events: &[Event],
         _: &(),
     ) -> Result<(), ApplyError> {
-        let mut acknowledged = Vec::new();
         self.settled_seq
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        let mut captured = Vec::new();
+        let mut declined: BTreeMap<Refusal, Vec<String>> = BTreeMap::new();
         for event in events {
-            let settled = match transport::consumer::decode(event)? {
-                EventBody::PaymentCaptured { order_id, .. } => {
-                    settle(self, tx, &order_id, None).await?
-                }
+            match transport::consumer::decode(event)? {
+                EventBody::PaymentCaptured { order_id, .. } => captured.push(order_id),
                 EventBody::PaymentDeclined {
                     order_id, reason, ..
-                } => settle(self, tx, &order_id, Some(reason)).await?,
-                _ => None,
-            };
-            acknowledged.extend(settled);
+                } => {
+                    declined.entry(reason).or_default().push(order_id);
+                }
+                _ => {}
+            }
         }
+        let acknowledged = settle_all(self, tx, &captured, &declined).await?;
         *self
             .settled
             .lock()
