@@ -298,7 +298,7 @@ pub struct BenchArgs {
     pub modes: Vec<BenchMode>,
     /// Offered load: orders per second at constant intervals (open loop, latency counted from
     /// each order's intended send time), or `max` for as fast as --connections allow.
-    #[arg(long, env = "CONVERGE_BENCH_RATE", default_value = "1000")]
+    #[arg(long, env = "CONVERGE_BENCH_RATE", default_value = "500")]
     pub rate: Rate,
     /// Requests in flight at most.
     #[arg(long, env = "CONVERGE_BENCH_CONNECTIONS", default_value_t = 256)]

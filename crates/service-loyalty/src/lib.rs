@@ -315,10 +315,6 @@ async fn ledger_entry(
 impl Apply for Loyalty {
     type Context = ();
 
-    async fn gather(&self, _events: &[Event]) -> Result<(), ApplyError> {
-        Ok(())
-    }
-
     async fn apply(
         &self,
         tx: &mut SqliteConnection,

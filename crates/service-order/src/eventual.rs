@@ -112,10 +112,6 @@ async fn settle_all(
 impl Apply for Orders {
     type Context = ();
 
-    async fn gather(&self, _events: &[Event]) -> Result<(), ApplyError> {
-        Ok(())
-    }
-
     async fn apply(
         &self,
         tx: &mut SqliteConnection,

@@ -427,10 +427,6 @@ async fn order_fact(
 impl Apply for Stats {
     type Context = ();
 
-    async fn gather(&self, _events: &[Event]) -> Result<(), ApplyError> {
-        Ok(())
-    }
-
     async fn apply(
         &self,
         tx: &mut SqliteConnection,

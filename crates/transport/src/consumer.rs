@@ -38,15 +38,20 @@ impl From<storage::sqlx::Error> for ApplyError {
 
 /// What a service does with the events of one feed.
 pub trait Apply: Send + Sync + 'static {
-    /// What [`Apply::gather`] learns before the transaction, for [`Apply::apply`] to use.
-    type Context: Send + Sync;
+    /// What [`Apply::gather`] learns before the transaction, for [`Apply::apply`] to use;
+    /// `()` for a consumer that needs nothing.
+    type Context: Send + Sync + Default;
 
     /// Work done outside the local transaction, such as asking another service, so that the
     /// single writer connection is never held across a network call. Done again on a retry.
+    /// Nothing, by default.
     fn gather(
         &self,
         events: &[Event],
-    ) -> impl Future<Output = Result<Self::Context, ApplyError>> + Send;
+    ) -> impl Future<Output = Result<Self::Context, ApplyError>> + Send {
+        let _ = events;
+        async { Ok(Self::Context::default()) }
+    }
 
     /// Applies the events inside `tx`. The consumer advances the position in the same
     /// transaction and commits it.

@@ -20,10 +20,6 @@ struct Recorder;
 impl Apply for Recorder {
     type Context = ();
 
-    async fn gather(&self, _: &[Event]) -> Result<(), ApplyError> {
-        Ok(())
-    }
-
     async fn apply(
         &self,
         tx: &mut SqliteConnection,
@@ -122,8 +118,9 @@ fn start_consumer(
     (shutdown, task)
 }
 
-#[tokio::test]
-async fn events_apply_once_in_order_and_a_poison_event_is_set_aside() {
+/// A producer's and a consumer's database in a fresh directory, the consumer's table of what
+/// it applied, and the producer's outbox.
+async fn databases() -> (tempfile::TempDir, Db, Db, Outbox) {
     let dir = tempfile::tempdir().unwrap();
     let producer = Db::open(dir.path(), "producer", &NO_MIGRATIONS, Mode::Queue)
         .await
@@ -140,9 +137,12 @@ async fn events_apply_once_in_order_and_a_poison_event_is_set_aside() {
         .await
         .unwrap();
     let outbox = Outbox::open(producer.clone()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server_stop = CancellationToken::new();
+    (dir, producer, consumer, outbox)
+}
+
+/// Serves the outbox's feed on `listener` until the test ends.
+fn serve_feed(listener: tokio::net::TcpListener, outbox: &Outbox) {
+    let stop = CancellationToken::new();
     let server = runtime::http::serve_task(
         listener,
         runtime::http::service_router(
@@ -151,9 +151,17 @@ async fn events_apply_once_in_order_and_a_poison_event_is_set_aside() {
             "secret",
             Metrics::new("p"),
         ),
-        server_stop.clone(),
+        stop.clone(),
     );
-    tokio::spawn(async move { runtime::supervise::run_tasks(vec![server], server_stop).await });
+    tokio::spawn(async move { runtime::supervise::run_tasks(vec![server], stop).await });
+}
+
+#[tokio::test]
+async fn events_apply_once_in_order_and_a_poison_event_is_set_aside() {
+    let (_dir, producer, consumer, outbox) = databases().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    serve_feed(listener, &outbox);
 
     // The poison event sits in the middle of a batch: the events around it must go through.
     produce(
@@ -203,22 +211,7 @@ async fn events_apply_once_in_order_and_a_poison_event_is_set_aside() {
 
 #[tokio::test]
 async fn a_feed_that_is_down_is_waited_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let producer = Db::open(dir.path(), "producer", &NO_MIGRATIONS, Mode::Queue)
-        .await
-        .unwrap()
-        .0;
-    let consumer = Db::open(dir.path(), "consumer", &NO_MIGRATIONS, Mode::Queue)
-        .await
-        .unwrap()
-        .0;
-    transport::install(&producer).await.unwrap();
-    transport::install(&consumer).await.unwrap();
-    sqlx::query("CREATE TABLE applied (order_id TEXT NOT NULL, seq INTEGER NOT NULL)")
-        .execute(&consumer.write)
-        .await
-        .unwrap();
-    let outbox = Outbox::open(producer.clone()).await.unwrap();
+    let (_dir, producer, consumer, outbox) = databases().await;
     produce(&producer, &outbox, &[placed("a"), placed("b")]).await;
 
     // Reserve a port, start the consumer against it while nothing listens, then serve.
@@ -229,18 +222,7 @@ async fn a_feed_that_is_down_is_waited_for() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(applied(&consumer).await.is_empty());
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server_stop = CancellationToken::new();
-    let server = runtime::http::serve_task(
-        listener,
-        runtime::http::service_router(
-            axum::Router::new(),
-            transport::feed::router(outbox.clone()),
-            "secret",
-            Metrics::new("p"),
-        ),
-        server_stop.clone(),
-    );
-    tokio::spawn(async move { runtime::supervise::run_tasks(vec![server], server_stop).await });
+    serve_feed(listener, &outbox);
     wait_for_position(&consumer, outbox.head()).await;
     assert_eq!(applied(&consumer).await, ["a", "b"]);
     stop.cancel();
