@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use contracts::internal::SECRET_HEADER;
 use contracts::{Mode, ServiceName};
 use prometheus::IntCounterVec;
 use runtime::{App, Metrics, Peer, ServiceConfig, Task};
@@ -59,6 +58,15 @@ pub async fn build(
             config.network_delay,
         )
     };
+    // Eventual modes place orders in set-based batches (see `placement`).
+    let (placer, placer_task) = if config.mode.is_eventual() {
+        let published = outbox.clone();
+        let (placer, task) =
+            placement::Placer::new(db.clone(), move |seq| published.published(seq));
+        (Some(placer), Some(Task::new("order placer", task)))
+    } else {
+        (None, None)
+    };
     let orders = Orders {
         mode: config.mode,
         db: db.clone(),
@@ -76,17 +84,8 @@ pub async fn build(
         outcomes,
         settled: Default::default(),
         settled_seq: Default::default(),
-        placer: None,
+        placer,
     };
-    let mut orders = orders;
-    let mut placer_task = None;
-    if config.mode.is_eventual() {
-        let published = outbox.clone();
-        let (placer, task) =
-            placement::Placer::new(db.clone(), move |seq| published.published(seq));
-        orders.placer = Some(placer);
-        placer_task = Some(Task::new("order placer", task));
-    }
     let public = Router::new()
         .route("/orders", post(http::place))
         .route("/orders/{id}", get(http::read))
@@ -131,7 +130,6 @@ pub async fn build(
         router,
         shutdown.clone(),
     ));
-    debug_assert!(!SECRET_HEADER.is_empty());
     Ok(App {
         name: ServiceName::Order.to_string(),
         addr,

@@ -35,7 +35,7 @@ const BATCH_MAX: usize = 512;
 /// What placing one order came to.
 #[derive(Debug)]
 pub(crate) enum Placed {
-    /// A new order, acknowledged with `body`; `seq` is its event's outbox position.
+    /// A new order, acknowledged with `body`.
     New { body: String },
     /// A retry of a key already answered: that answer.
     Earlier { status: StatusCode, body: String },
@@ -128,7 +128,11 @@ enum Decision {
     /// batch: index into the new orders).
     Stored(StatusCode, String),
     SameAs(usize),
+    /// The key came with another body.
     Conflict,
+    /// The key belongs to a request still in a two-phase commit (a database that once ran
+    /// strong mode cannot be served in an eventual one, so this is only a guard).
+    InProgress,
 }
 
 /// Writes one batch in one transaction; returns each request's answer, in order, and the
@@ -180,8 +184,7 @@ async fn place_batch(
                             StatusCode::from_u16(*status as u16).unwrap_or(StatusCode::OK),
                             body.clone(),
                         ),
-                        // An unanswered key exists only in strong mode; treat it as a conflict.
-                        (true, _, _) => Decision::Conflict,
+                        (true, _, _) => Decision::InProgress,
                     };
                 }
                 if let Some((hash, index)) = in_batch.get(key) {
@@ -277,6 +280,9 @@ async fn place_batch(
             Decision::Stored(status, body) => Ok(Placed::Earlier { status, body }),
             Decision::Conflict => Err(ApiError::Conflict(
                 "Idempotency-Key was already used with a different request".into(),
+            )),
+            Decision::InProgress => Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is in progress".into(),
             )),
         })
         .collect();
