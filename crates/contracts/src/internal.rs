@@ -14,6 +14,11 @@ pub const SECRET_HEADER: &str = "x-converge-secret";
 
 /// Participant: `POST` a [`PrepareRequest`], answered with a [`Vote`].
 pub const PREPARE_PATH: &str = "/internal/2pc/prepare";
+/// Participant: `POST` a list of [`PrepareRequest`]s of concurrent transactions, answered
+/// with their [`Vote`]s in the same order: one call for many orders.
+pub const PREPARE_MANY_PATH: &str = "/internal/2pc/prepare-many";
+/// Participant: `POST` a list of transaction ids to commit, answered `204`; idempotent.
+pub const COMMIT_MANY_PATH: &str = "/internal/2pc/commit-many";
 /// Participant: `POST /internal/2pc/{tx_id}/commit`, answered `204`; idempotent.
 pub fn commit_path(tx_id: &str) -> String {
     format!("/internal/2pc/{tx_id}/commit")

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Why a call to another service failed, and whether trying again can help.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     #[error("{service} did not answer within {timeout_ms} ms")]
     Timeout { service: String, timeout_ms: u128 },
@@ -98,6 +98,18 @@ impl Peer {
     ) -> Result<T, CallError> {
         self.call(self.http.post(self.url(path)).json(body), self.timeout)
             .await
+    }
+
+    /// A POST with a JSON body whose answer has no body (`204`).
+    pub async fn post_body<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), CallError> {
+        let response = self
+            .send(self.http.post(self.url(path)).json(body), self.timeout)
+            .await?;
+        self.check(response).await.map(drop)
     }
 
     /// A POST whose answer has no body (`204`).

@@ -78,7 +78,7 @@ pub async fn build(
                 ServiceName::Loyalty,
                 ServiceName::Stats,
             ]
-            .map(peer),
+            .map(|service| twophase::coordinator::Link::new(peer(service))),
         ),
         metrics: metrics.clone(),
         outcomes,
@@ -144,7 +144,7 @@ struct Orders {
     db: Db,
     outbox: Outbox,
     /// Strong mode's participants, in the order their votes are reported.
-    participants: Arc<[Peer; 4]>,
+    participants: Arc<[twophase::coordinator::Link; 4]>,
     metrics: Metrics,
     outcomes: IntCounterVec,
     /// Acknowledgement times of the orders settled by the batch being applied, observed as

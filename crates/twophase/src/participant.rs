@@ -8,12 +8,17 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use contracts::internal::{OutcomeBody, PREPARE_PATH, PrepareRequest, Vote, outcome_path};
+use contracts::internal::{
+    COMMIT_MANY_PATH, OutcomeBody, PREPARE_MANY_PATH, PREPARE_PATH, PrepareRequest, Vote,
+    outcome_path,
+};
 use contracts::{Mode, now_ms};
+use futures::future::try_join_all;
 use runtime::{ApiError, ApiJson, Peer};
 use tokio_util::sync::CancellationToken;
 
 use crate::Outcome;
+use crate::coordinator::BATCH_MAX;
 
 /// What a service does in a two-phase commit. Every method is idempotent: the coordinator
 /// and the resolver may repeat any of them.
@@ -38,10 +43,13 @@ pub trait Participant: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<Vec<String>>> + Send;
 }
 
-/// The participant routes: prepare, commit, abort.
+/// The participant routes: prepare, commit, abort, and prepare and commit of many
+/// transactions at once.
 pub fn router<P: Participant>(participant: Arc<P>) -> Router {
     Router::new()
         .route(PREPARE_PATH, post(prepare::<P>))
+        .route(PREPARE_MANY_PATH, post(prepare_many::<P>))
+        .route(COMMIT_MANY_PATH, post(commit_many::<P>))
         .route("/internal/2pc/{tx_id}/commit", post(commit::<P>))
         .route("/internal/2pc/{tx_id}/abort", post(abort::<P>))
         .with_state(participant)
@@ -52,6 +60,35 @@ async fn prepare<P: Participant>(
     ApiJson(request): ApiJson<PrepareRequest>,
 ) -> Result<ApiJson<Vote>, ApiError> {
     participant.prepare(request).await.map(ApiJson)
+}
+
+/// Many prepares at once. They run concurrently, so the participant's group commit writes
+/// them in one transaction. One failure fails the call: the coordinator aborts those orders.
+async fn prepare_many<P: Participant>(
+    State(participant): State<Arc<P>>,
+    ApiJson(requests): ApiJson<Vec<PrepareRequest>>,
+) -> Result<ApiJson<Vec<Vote>>, ApiError> {
+    if requests.len() > BATCH_MAX {
+        return Err(ApiError::Invalid(format!(
+            "at most {BATCH_MAX} transactions per call"
+        )));
+    }
+    try_join_all(requests.into_iter().map(|r| participant.prepare(r)))
+        .await
+        .map(ApiJson)
+}
+
+async fn commit_many<P: Participant>(
+    State(participant): State<Arc<P>>,
+    ApiJson(tx_ids): ApiJson<Vec<String>>,
+) -> Result<StatusCode, ApiError> {
+    if tx_ids.len() > BATCH_MAX {
+        return Err(ApiError::Invalid(format!(
+            "at most {BATCH_MAX} transactions per call"
+        )));
+    }
+    try_join_all(tx_ids.into_iter().map(|tx_id| participant.commit(tx_id))).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn commit<P: Participant>(
