@@ -67,6 +67,17 @@ pub async fn build(
     } else {
         (None, None)
     };
+    // Strong mode marks completed decisions in batches (see `strong::write_completions`).
+    let (completions, completions_task) = if config.mode == Mode::Strong {
+        let (marks, queue) = tokio::sync::mpsc::channel(strong::COMPLETIONS_QUEUE_MAX);
+        let task = Task::new(
+            "order completion marks",
+            strong::write_completions(db.clone(), queue),
+        );
+        (Some(marks), Some(task))
+    } else {
+        (None, None)
+    };
     let orders = Orders {
         mode: config.mode,
         db: db.clone(),
@@ -85,6 +96,7 @@ pub async fn build(
         settled: Default::default(),
         settled_seq: Default::default(),
         placer,
+        completions,
     };
     let public = Router::new()
         .route("/orders", post(http::place))
@@ -96,6 +108,7 @@ pub async fn build(
             .merge(transport::feed::router(outbox));
     let mut tasks = vec![Task::new("order group commit", committer.run())];
     tasks.extend(placer_task);
+    tasks.extend(completions_task);
     match config.mode {
         Mode::Strong => {
             // Before serving: settle what a crash left half done.
@@ -154,4 +167,6 @@ struct Orders {
     settled_seq: Arc<std::sync::atomic::AtomicI64>,
     /// Eventual modes: places orders in batches.
     placer: Option<placement::Placer>,
+    /// Strong mode: decisions every participant has applied, to be marked completed.
+    completions: Option<tokio::sync::mpsc::Sender<String>>,
 }

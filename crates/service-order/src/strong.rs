@@ -182,7 +182,7 @@ async fn coordinate(
         attempt += 1;
         tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
     }
-    mark_completed(orders, id.as_str()).await;
+    mark_completed(orders, id.as_str());
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -225,24 +225,45 @@ fn crash_point(name: &str) -> ApiError {
     ApiError::Internal(anyhow::anyhow!("crash point {name}"))
 }
 
-async fn mark_completed(orders: &Orders, tx_id: &str) {
-    let owned = tx_id.to_owned();
-    let done = orders
-        .db
-        .group
-        .write(move |tx| {
-            Box::pin(async move {
-                sqlx::query("UPDATE decisions SET completed = 1 WHERE tx_id = ?")
-                    .bind(owned)
-                    .execute(&mut *tx)
-                    .await
-            })
-        })
-        .await;
-    if let Err(error) = done {
-        // Harmless: recovery will send the (idempotent) commit again and mark it then.
-        tracing::warn!(tx_id, %error, "cannot mark decision completed");
+/// Notes that every participant has applied the transaction. The marks are written in batches
+/// by [`write_completions`], off the order's path; a mark that is lost only means recovery
+/// sends the (idempotent) commit again.
+fn mark_completed(orders: &Orders, tx_id: &str) {
+    if let Some(marks) = &orders.completions
+        && marks.try_send(tx_id.to_owned()).is_err()
+    {
+        tracing::debug!(
+            tx_id,
+            "completion mark dropped; recovery will complete it again"
+        );
     }
+}
+
+/// Marks held for writing at most. A mark is a short id; a full queue drops marks, which
+/// costs only a repeated commit during recovery.
+pub(crate) const COMPLETIONS_QUEUE_MAX: usize = 16_384;
+
+/// Writes completion marks, every mark waiting in one statement, until the sender is dropped.
+pub(crate) async fn write_completions(
+    db: storage::Db,
+    mut marks: tokio::sync::mpsc::Receiver<String>,
+) -> anyhow::Result<()> {
+    let mut batch = Vec::with_capacity(512);
+    while marks.recv_many(&mut batch, 512).await > 0 {
+        let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE decisions SET completed = 1 WHERE tx_id IN (",
+        );
+        let mut ids = update.separated(", ");
+        for tx_id in &batch {
+            ids.push_bind(tx_id);
+        }
+        update.push(")");
+        if let Err(error) = update.build().execute(&db.write).await {
+            tracing::warn!(%error, marks = batch.len(), "cannot mark decisions completed");
+        }
+        batch.clear();
+    }
+    Ok(())
 }
 
 /// Internal: `GET /internal/2pc/{tx_id}/outcome`, for participants in doubt.
@@ -356,7 +377,7 @@ pub(crate) async fn complete_decisions(
             match coordinator::commit_all(&orders.participants[..], &tx_id).await {
                 Ok(()) => {
                     tracing::info!(tx_id, "completed a logged commit");
-                    mark_completed(&orders, &tx_id).await;
+                    mark_completed(&orders, &tx_id);
                 }
                 Err(error) => tracing::warn!(tx_id, %error, "commit still not applied everywhere"),
             }
