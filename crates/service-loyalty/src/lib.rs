@@ -394,6 +394,27 @@ impl twophase::Participant for Loyalty {
             .await
     }
 
+    async fn prepare_many(&self, requests: Vec<PrepareRequest>) -> Result<Vec<Vote>, ApiError> {
+        let votes = vec![Vote::Yes; requests.len()];
+        self.db
+            .group
+            .write(move |tx| Box::pin(record_pending_all(tx, requests)))
+            .await?;
+        Ok(votes)
+    }
+
+    async fn commit_many(&self, tx_ids: Vec<String>) -> Result<(), ApiError> {
+        let count = tx_ids.len();
+        self.db
+            .group
+            .write(move |tx| Box::pin(credit_pending_all(tx, tx_ids)))
+            .await?;
+        for _ in 0..count {
+            self.metrics.apply_lag_ms.observe(0.0);
+        }
+        Ok(())
+    }
+
     async fn in_doubt(&self, prepared_before_ms: i64) -> anyhow::Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT order_id FROM ledger WHERE status = 'pending' AND prepared_at_ms < ? LIMIT 100",
@@ -420,6 +441,51 @@ async fn record_pending(
     .execute(&mut *tx)
     .await?;
     Ok(Vote::Yes)
+}
+
+/// Phase one for many transactions: their pending entries, in one statement.
+async fn record_pending_all(
+    tx: &mut SqliteConnection,
+    requests: Vec<PrepareRequest>,
+) -> Result<(), ApiError> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO ledger (order_id, account_id, points, status, prepared_at_ms) ",
+    );
+    insert.push_values(&requests, |mut row, r| {
+        row.push_bind(&r.tx_id)
+            .push_bind(&r.account_id)
+            .push_bind(r.points)
+            .push_bind("pending")
+            .push_bind(now);
+    });
+    insert.push(" ON CONFLICT (order_id) DO NOTHING");
+    insert.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Phase two for many transactions: their pending entries are credited as a set.
+async fn credit_pending_all(
+    tx: &mut SqliteConnection,
+    tx_ids: Vec<String>,
+) -> Result<(), ApiError> {
+    if tx_ids.is_empty() {
+        return Ok(());
+    }
+    let mut pending = QueryBuilder::<Sqlite>::new(
+        "SELECT order_id, account_id, points FROM ledger WHERE status = 'pending' AND order_id IN (",
+    );
+    let mut ids = pending.separated(", ");
+    for tx_id in &tx_ids {
+        ids.push_bind(tx_id);
+    }
+    pending.push(")");
+    let rows: Vec<(String, String, i64)> = pending.build_query_as().fetch_all(&mut *tx).await?;
+    credit_all(tx, &rows).await?;
+    Ok(())
 }
 
 /// Phase two: the pending entry is credited.

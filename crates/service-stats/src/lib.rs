@@ -514,6 +514,27 @@ impl twophase::Participant for Stats {
             .await
     }
 
+    async fn prepare_many(&self, requests: Vec<PrepareRequest>) -> Result<Vec<Vote>, ApiError> {
+        let votes = vec![Vote::Yes; requests.len()];
+        self.db
+            .group
+            .write(move |tx| Box::pin(record_pending_all(tx, requests)))
+            .await?;
+        Ok(votes)
+    }
+
+    async fn commit_many(&self, tx_ids: Vec<String>) -> Result<(), ApiError> {
+        let count = tx_ids.len();
+        self.db
+            .group
+            .write(move |tx| Box::pin(count_pending_all(tx, tx_ids)))
+            .await?;
+        for _ in 0..count {
+            self.metrics.apply_lag_ms.observe(0.0);
+        }
+        Ok(())
+    }
+
     async fn in_doubt(&self, prepared_before_ms: i64) -> anyhow::Result<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT order_id FROM order_facts WHERE status = 'pending' AND prepared_at_ms < ? LIMIT 100",
@@ -541,6 +562,62 @@ async fn record_pending(
     .execute(&mut *tx)
     .await?;
     Ok(Vote::Yes)
+}
+
+/// Phase one for many transactions: their pending rows, in one statement.
+async fn record_pending_all(
+    tx: &mut SqliteConnection,
+    requests: Vec<PrepareRequest>,
+) -> Result<(), ApiError> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, prepared_at_ms) ",
+    );
+    insert.push_values(&requests, |mut row, r| {
+        row.push_bind(&r.tx_id)
+            .push_bind(&r.account_id)
+            .push_bind(r.total_cents)
+            .push_bind("pending")
+            .push_bind(r.started_at_ms)
+            .push_bind(now);
+    });
+    insert.push(" ON CONFLICT (order_id) DO NOTHING");
+    insert.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Phase two for many transactions: their pending rows are counted as a set.
+async fn count_pending_all(tx: &mut SqliteConnection, tx_ids: Vec<String>) -> Result<(), ApiError> {
+    if tx_ids.is_empty() {
+        return Ok(());
+    }
+    let mut pending = QueryBuilder::<Sqlite>::new(
+        "SELECT order_id, account_id, total_cents, acknowledged_at_ms FROM order_facts
+         WHERE status = 'pending' AND order_id IN (",
+    );
+    let mut ids = pending.separated(", ");
+    for tx_id in &tx_ids {
+        ids.push_bind(tx_id);
+    }
+    pending.push(")");
+    let rows: Vec<(String, String, i64, i64)> =
+        pending.build_query_as().fetch_all(&mut *tx).await?;
+    let placed: Vec<Placed> = rows
+        .into_iter()
+        .map(
+            |(order_id, account_id, total_cents, acknowledged_at_ms)| Placed {
+                order_id,
+                account_id,
+                total_cents,
+                acknowledged_at_ms,
+            },
+        )
+        .collect();
+    count_all(tx, &placed).await?;
+    Ok(())
 }
 
 /// Phase two: the pending row is counted.

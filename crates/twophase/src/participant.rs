@@ -41,6 +41,26 @@ pub trait Participant: Send + Sync + 'static {
         &self,
         prepared_before_ms: i64,
     ) -> impl Future<Output = anyhow::Result<Vec<String>>> + Send;
+
+    /// Prepares many transactions, answering their votes in order. By default each is
+    /// prepared on its own, concurrently; a participant may write them as one set.
+    fn prepare_many(
+        &self,
+        requests: Vec<PrepareRequest>,
+    ) -> impl Future<Output = Result<Vec<Vote>, ApiError>> + Send {
+        try_join_all(requests.into_iter().map(|r| self.prepare(r)))
+    }
+
+    /// Commits many transactions. By default each on its own, concurrently.
+    fn commit_many(
+        &self,
+        tx_ids: Vec<String>,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async move {
+            try_join_all(tx_ids.into_iter().map(|tx_id| self.commit(tx_id))).await?;
+            Ok(())
+        }
+    }
 }
 
 /// The participant routes: prepare, commit, abort, and prepare and commit of many
@@ -62,8 +82,8 @@ async fn prepare<P: Participant>(
     participant.prepare(request).await.map(ApiJson)
 }
 
-/// Many prepares at once. They run concurrently, so the participant's group commit writes
-/// them in one transaction. One failure fails the call: the coordinator aborts those orders.
+/// Many prepares at once, in one transaction at the participant. One failure fails the call:
+/// the coordinator aborts those orders.
 async fn prepare_many<P: Participant>(
     State(participant): State<Arc<P>>,
     ApiJson(requests): ApiJson<Vec<PrepareRequest>>,
@@ -73,9 +93,7 @@ async fn prepare_many<P: Participant>(
             "at most {BATCH_MAX} transactions per call"
         )));
     }
-    try_join_all(requests.into_iter().map(|r| participant.prepare(r)))
-        .await
-        .map(ApiJson)
+    participant.prepare_many(requests).await.map(ApiJson)
 }
 
 async fn commit_many<P: Participant>(
@@ -87,7 +105,7 @@ async fn commit_many<P: Participant>(
             "at most {BATCH_MAX} transactions per call"
         )));
     }
-    try_join_all(tx_ids.into_iter().map(|tx_id| participant.commit(tx_id))).await?;
+    participant.commit_many(tx_ids).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
