@@ -84,33 +84,51 @@ impl Link {
     }
 }
 
+/// Calls in flight per participant and phase at most. One would make every batch wait for the
+/// previous one to return, adding a participant's whole response time to the next orders'
+/// latency; a few keep batches large under load without that queueing.
+const CALLS_IN_FLIGHT_MAX: usize = 4;
+
 /// Sends what is waiting, one batch per call, until the link is dropped: the answers of a
 /// call go to its items in order, or the call's error to every one of them.
 async fn send_batches<T, R, F, Fut>(mut queue: mpsc::Receiver<Waiting<T, R>>, call: F)
 where
-    F: Fn(Vec<T>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<R>, CallError>>,
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Vec<R>, CallError>> + Send + 'static,
 {
+    let call = std::sync::Arc::new(call);
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(CALLS_IN_FLIGHT_MAX));
     let mut batch = Vec::with_capacity(BATCH_MAX);
     while queue.recv_many(&mut batch, BATCH_MAX).await > 0 {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
         let (items, answers): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
-        let count = items.len();
-        match call(items).await {
-            Ok(results) if results.len() == count => {
-                for (answer, result) in answers.into_iter().zip(results) {
-                    let _ = answer.send(Ok(result));
+        let call = call.clone();
+        tokio::spawn(async move {
+            let count = items.len();
+            match call(items).await {
+                Ok(results) if results.len() == count => {
+                    for (answer, result) in answers.into_iter().zip(results) {
+                        let _ = answer.send(Ok(result));
+                    }
+                }
+                outcome => {
+                    let error = outcome.err().unwrap_or_else(|| CallError::Decode {
+                        service: "participant".into(),
+                        reason: format!(
+                            "a batch of {count} answered with another number of results"
+                        ),
+                    });
+                    for answer in answers {
+                        let _ = answer.send(Err(error.clone()));
+                    }
                 }
             }
-            outcome => {
-                let error = outcome.err().unwrap_or_else(|| CallError::Decode {
-                    service: "participant".into(),
-                    reason: format!("a batch of {count} answered with another number of results"),
-                });
-                for answer in answers {
-                    let _ = answer.send(Err(error.clone()));
-                }
-            }
-        }
+            drop(permit);
+        });
     }
 }
 
