@@ -2,7 +2,7 @@
 //! keeps a ledger with one entry per order.
 //!
 //! How an order reaches it depends on the mode (two-phase commit, the Order feed read
-//! continuously, or a periodic batch job); crediting is the same in every mode: `credit`
+//! continuously, or a periodic batch job); crediting is the same in every mode: `credit_all`
 //! and `reverse`, idempotent per order.
 
 use std::sync::Arc;
@@ -109,37 +109,9 @@ struct Loyalty {
     metrics: Metrics,
 }
 
-/// Credits the order's points, once: only an order without an entry, or with a pending one,
-/// is credited.
-async fn credit(
-    conn: &mut SqliteConnection,
-    order_id: &str,
-    account_id: &str,
-    points: i64,
-) -> Result<bool, sqlx::Error> {
-    let changed = sqlx::query(
-        "INSERT INTO ledger (order_id, account_id, points, status, applied_at_ms)
-         VALUES (?, ?, ?, 'credited', ?)
-         ON CONFLICT (order_id) DO UPDATE SET status = 'credited', applied_at_ms = excluded.applied_at_ms
-         WHERE status = 'pending'",
-    )
-    .bind(order_id)
-    .bind(account_id)
-    .bind(points)
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Ok(false);
-    }
-    add(conn, account_id, points).await?;
-    Ok(true)
-}
-
 /// Credits many orders at once, each at most once: one insert for the entries (which returns
 /// the orders not credited before), then one upsert of the balances, summed here. The same as
-/// [`credit`] per order, in two statements. Each item is `(order_id, account_id, points)`.
+/// crediting each order on its own, in two statements. Each item is `(order_id, account_id, points)`.
 async fn credit_all(
     conn: &mut SqliteConnection,
     placed: &[(String, String, i64)],
@@ -363,20 +335,15 @@ impl Apply for Loyalty {
 
 impl twophase::Participant for Loyalty {
     async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
-        self.db
-            .group
-            .write(move |tx| Box::pin(record_pending(tx, request)))
-            .await
+        // One transaction is a batch of one: the set-based path serves both.
+        let mut votes = self.prepare_many(vec![request]).await?;
+        votes
+            .pop()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no vote for the transaction")))
     }
 
     async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
-        self.db
-            .group
-            .write(move |tx| Box::pin(credit_pending(tx, tx_id)))
-            .await?;
-        // Applied before the order is acknowledged: strong mode's lag is zero by design.
-        self.metrics.apply_lag_ms.observe(0.0);
-        Ok(())
+        self.commit_many(vec![tx_id]).await
     }
 
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
@@ -425,24 +392,6 @@ impl twophase::Participant for Loyalty {
     }
 }
 
-/// Phase one: a pending entry that no read counts.
-async fn record_pending(
-    tx: &mut SqliteConnection,
-    request: PrepareRequest,
-) -> Result<Vote, ApiError> {
-    sqlx::query(
-        "INSERT INTO ledger (order_id, account_id, points, status, prepared_at_ms)
-         VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (order_id) DO NOTHING",
-    )
-    .bind(&request.tx_id)
-    .bind(&request.account_id)
-    .bind(request.points)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    Ok(Vote::Yes)
-}
-
 /// Phase one for many transactions: their pending entries, in one statement.
 async fn record_pending_all(
     tx: &mut SqliteConnection,
@@ -485,19 +434,5 @@ async fn credit_pending_all(
     pending.push(")");
     let rows: Vec<(String, String, i64)> = pending.build_query_as().fetch_all(&mut *tx).await?;
     credit_all(tx, &rows).await?;
-    Ok(())
-}
-
-/// Phase two: the pending entry is credited.
-async fn credit_pending(tx: &mut SqliteConnection, tx_id: String) -> Result<(), ApiError> {
-    let pending: Option<(String, i64)> = sqlx::query_as(
-        "SELECT account_id, points FROM ledger WHERE order_id = ? AND status = 'pending'",
-    )
-    .bind(&tx_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((account_id, points)) = pending {
-        credit(tx, &tx_id, &account_id, points).await?;
-    }
     Ok(())
 }

@@ -13,20 +13,15 @@ use crate::Payments;
 
 impl twophase::Participant for Payments {
     async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
-        self.db
-            .group
-            .write(move |tx| Box::pin(hold(tx, request)))
-            .await
+        // One transaction is a batch of one: the set-based path serves both.
+        let mut votes = self.prepare_many(vec![request]).await?;
+        votes
+            .pop()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no vote for the transaction")))
     }
 
     async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
-        self.db
-            .group
-            .write(move |tx| Box::pin(capture(tx, tx_id)))
-            .await?;
-        // Applied before the order is acknowledged: strong mode's lag is zero by design.
-        self.metrics.apply_lag_ms.observe(0.0);
-        Ok(())
+        self.commit_many(vec![tx_id]).await
     }
 
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
@@ -63,47 +58,6 @@ impl twophase::Participant for Payments {
         .fetch_all(&self.db.read)
         .await?)
     }
-}
-
-/// Holds the total: the wallet keeps the money but it can no longer be spent by another
-/// order. A second prepare of the same order answers the first vote.
-async fn hold(tx: &mut SqliteConnection, request: PrepareRequest) -> Result<Vote, ApiError> {
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT status FROM payments WHERE order_id = ?")
-            .bind(&request.tx_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if existing.is_some() {
-        return Ok(Vote::Yes);
-    }
-    let held = sqlx::query(
-        "UPDATE wallets SET held_cents = held_cents + ?1
-         WHERE account_id = ?2 AND balance_cents - held_cents >= ?1",
-    )
-    .bind(request.total_cents)
-    .bind(&request.account_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if held == 0 {
-        // Nothing was written: a no vote needs no record, the coordinator aborts.
-        return Ok(Vote::No {
-            reason: Refusal::InsufficientFunds,
-        });
-    }
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO payments (order_id, account_id, amount_cents, status, prepared_at_ms, updated_at_ms)
-         VALUES (?, ?, ?, 'held', ?, ?)",
-    )
-    .bind(&request.tx_id)
-    .bind(&request.account_id)
-    .bind(request.total_cents)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(Vote::Yes)
 }
 
 /// [`hold`] for many transactions, in order, as a set: the run's payments and wallets are
@@ -221,29 +175,6 @@ async fn capture_all(tx: &mut SqliteConnection, tx_ids: Vec<String>) -> Result<(
         *per_account.entry(account_id).or_default() += amount;
     }
     for (account_id, amount) in per_account {
-        sqlx::query(
-            "UPDATE wallets SET balance_cents = balance_cents - ?1, held_cents = held_cents - ?1
-             WHERE account_id = ?2",
-        )
-        .bind(amount)
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Captures what was held.
-async fn capture(tx: &mut SqliteConnection, tx_id: String) -> Result<(), ApiError> {
-    let held: Option<(String, i64)> = sqlx::query_as(
-        "UPDATE payments SET status = 'captured', updated_at_ms = ? WHERE order_id = ? AND status = 'held'
-         RETURNING account_id, amount_cents",
-    )
-    .bind(now_ms())
-    .bind(&tx_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((account_id, amount)) = held {
         sqlx::query(
             "UPDATE wallets SET balance_cents = balance_cents - ?1, held_cents = held_cents - ?1
              WHERE account_id = ?2",

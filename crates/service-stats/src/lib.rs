@@ -3,7 +3,7 @@
 //!
 //! How an order reaches it depends on the mode: a two-phase commit (strong), the Order
 //! service's feed read continuously (queue) or by a periodic batch job (cron). The counting is
-//! the same in every mode: `count` and `uncount`, which are idempotent per order.
+//! the same in every mode: `count_all` and `uncount`, which are idempotent per order.
 
 use std::sync::Arc;
 
@@ -116,43 +116,6 @@ fn minute_of(ms: i64) -> i64 {
     ms.div_euclid(60_000)
 }
 
-/// Adds the order to the totals, once: only an order not yet counted (new or pending) is.
-async fn count(
-    conn: &mut SqliteConnection,
-    order_id: &str,
-    account_id: &str,
-    total_cents: i64,
-    acknowledged_at_ms: i64,
-) -> Result<bool, sqlx::Error> {
-    let now = now_ms();
-    let changed = sqlx::query(
-        "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, applied_at_ms)
-         VALUES (?, ?, ?, 'counted', ?, ?)
-         ON CONFLICT (order_id) DO UPDATE SET status = 'counted', applied_at_ms = excluded.applied_at_ms
-         WHERE status = 'pending'",
-    )
-    .bind(order_id)
-    .bind(account_id)
-    .bind(total_cents)
-    .bind(acknowledged_at_ms)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Ok(false);
-    }
-    add(
-        conn,
-        account_id,
-        1,
-        total_cents,
-        minute_of(acknowledged_at_ms),
-    )
-    .await?;
-    Ok(true)
-}
-
 /// A placed order, as the consumer counts it.
 struct Placed {
     order_id: String,
@@ -163,7 +126,7 @@ struct Placed {
 
 /// Counts many orders at once, each at most once: one insert for the facts (which returns
 /// the orders not counted before), then one upsert each for the accounts' and the minutes'
-/// totals, summed here. The same as [`count`] per order, in three statements.
+/// totals, summed here: three statements however many orders.
 async fn count_all(conn: &mut SqliteConnection, placed: &[Placed]) -> Result<(), sqlx::Error> {
     if placed.is_empty() {
         return Ok(());
@@ -481,20 +444,15 @@ impl Apply for Stats {
 
 impl twophase::Participant for Stats {
     async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
-        self.db
-            .group
-            .write(move |tx| Box::pin(record_pending(tx, request)))
-            .await
+        // One transaction is a batch of one: the set-based path serves both.
+        let mut votes = self.prepare_many(vec![request]).await?;
+        votes
+            .pop()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no vote for the transaction")))
     }
 
     async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
-        self.db
-            .group
-            .write(move |tx| Box::pin(count_pending(tx, tx_id)))
-            .await?;
-        // Applied before the order is acknowledged: strong mode's lag is zero by design.
-        self.metrics.apply_lag_ms.observe(0.0);
-        Ok(())
+        self.commit_many(vec![tx_id]).await
     }
 
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
@@ -543,25 +501,6 @@ impl twophase::Participant for Stats {
         .fetch_all(&self.db.read)
         .await?)
     }
-}
-
-/// Phase one: a pending row that no read counts.
-async fn record_pending(
-    tx: &mut SqliteConnection,
-    request: PrepareRequest,
-) -> Result<Vote, ApiError> {
-    sqlx::query(
-        "INSERT INTO order_facts (order_id, account_id, total_cents, status, acknowledged_at_ms, prepared_at_ms)
-         VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (order_id) DO NOTHING",
-    )
-    .bind(&request.tx_id)
-    .bind(&request.account_id)
-    .bind(request.total_cents)
-    .bind(request.started_at_ms)
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    Ok(Vote::Yes)
 }
 
 /// Phase one for many transactions: their pending rows, in one statement.
@@ -617,19 +556,5 @@ async fn count_pending_all(tx: &mut SqliteConnection, tx_ids: Vec<String>) -> Re
         )
         .collect();
     count_all(tx, &placed).await?;
-    Ok(())
-}
-
-/// Phase two: the pending row is counted.
-async fn count_pending(tx: &mut SqliteConnection, tx_id: String) -> Result<(), ApiError> {
-    let pending: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT account_id, total_cents, acknowledged_at_ms FROM order_facts WHERE order_id = ? AND status = 'pending'",
-    )
-    .bind(&tx_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((account_id, total_cents, started_at_ms)) = pending {
-        count(tx, &tx_id, &account_id, total_cents, started_at_ms).await?;
-    }
     Ok(())
 }
