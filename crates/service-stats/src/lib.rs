@@ -443,18 +443,6 @@ impl Apply for Stats {
 }
 
 impl twophase::Participant for Stats {
-    async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
-        // One transaction is a batch of one: the set-based path serves both.
-        let mut votes = self.prepare_many(vec![request]).await?;
-        votes
-            .pop()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no vote for the transaction")))
-    }
-
-    async fn commit(&self, tx_id: String) -> Result<(), ApiError> {
-        self.commit_many(vec![tx_id]).await
-    }
-
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
         self.db
             .group

@@ -24,14 +24,26 @@ use crate::coordinator::BATCH_MAX;
 /// and the resolver may repeat any of them.
 pub trait Participant: Send + Sync + 'static {
     /// Makes the entry durable and votes. Preparing the same transaction again returns the
-    /// same vote.
+    /// same vote. By default, a batch of one through [`Participant::prepare_many`]: a
+    /// participant implements at least one of the two.
     fn prepare(
         &self,
         request: PrepareRequest,
-    ) -> impl Future<Output = Result<Vote, ApiError>> + Send;
+    ) -> impl Future<Output = Result<Vote, ApiError>> + Send {
+        async move {
+            let mut votes = self.prepare_many(vec![request]).await?;
+            votes.pop().ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("a batch of one prepare gave no vote"))
+            })
+        }
+    }
 
-    /// Applies the prepared entry. Committing a committed transaction does nothing.
-    fn commit(&self, tx_id: String) -> impl Future<Output = Result<(), ApiError>> + Send;
+    /// Applies the prepared entry. Committing a committed transaction does nothing. By
+    /// default, a batch of one through [`Participant::commit_many`]: a participant implements
+    /// at least one of the two.
+    fn commit(&self, tx_id: String) -> impl Future<Output = Result<(), ApiError>> + Send {
+        self.commit_many(vec![tx_id])
+    }
 
     /// Drops the prepared entry. Aborting an unknown or aborted transaction does nothing.
     fn abort(&self, tx_id: String) -> impl Future<Output = Result<(), ApiError>> + Send;
