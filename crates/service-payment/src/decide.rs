@@ -10,7 +10,7 @@ use contracts::now_ms;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use transport::{Apply, ApplyError, Outbox};
 
-use crate::Payments;
+use crate::{Payments, wallets};
 
 /// What Account said about each account in the batch: `None` may order.
 pub(crate) type Verdicts = BTreeMap<String, Option<Refusal>>;
@@ -116,33 +116,9 @@ impl Payments {
         if run.is_empty() {
             return Ok(());
         }
-        let mut seen =
-            QueryBuilder::<Sqlite>::new("SELECT order_id FROM payments WHERE order_id IN (");
-        let mut list = seen.separated(", ");
-        for order in run {
-            list.push_bind(&order.order_id);
-        }
-        seen.push(")");
-        let mut decided: HashSet<String> = seen
-            .build_query_scalar()
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
-
-        let mut read = QueryBuilder::<Sqlite>::new(
-            "SELECT account_id, balance_cents, held_cents, top_ups_cents FROM wallets WHERE account_id IN (",
-        );
-        let mut list = read.separated(", ");
-        for order in run {
-            list.push_bind(&order.account_id);
-        }
-        read.push(")");
-        let rows: Vec<(String, i64, i64, i64)> = read.build_query_as().fetch_all(&mut *tx).await?;
-        let mut wallets: BTreeMap<String, (i64, i64, i64)> = rows
-            .into_iter()
-            .map(|(a, b, h, t)| (a, (b, h, t)))
-            .collect();
+        let mut decided =
+            wallets::with_payment(tx, run.iter().map(|o| o.order_id.as_str())).await?;
+        let mut wallets = wallets::read(tx, run.iter().map(|o| o.account_id.as_str())).await?;
         let mut changed: HashSet<String> = HashSet::new();
 
         let mut payments = Vec::new();
@@ -203,24 +179,12 @@ impl Payments {
         if let Some(seq) = Outbox::append_all(tx, &verdict_events, now).await? {
             self.appended.fetch_max(seq, Ordering::Relaxed);
         }
-        if !changed.is_empty() {
-            let mut update = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO wallets (account_id, balance_cents, held_cents, top_ups_cents) ",
-            );
-            update.push_values(
-                changed.iter().map(|a| (a, wallets[a])),
-                |mut row, (account_id, (balance, held, top_ups))| {
-                    row.push_bind(account_id)
-                        .push_bind(balance)
-                        .push_bind(held)
-                        .push_bind(top_ups);
-                },
-            );
-            update.push(
-                " ON CONFLICT (account_id) DO UPDATE SET balance_cents = excluded.balance_cents",
-            );
-            update.build().execute(&mut *tx).await?;
-        }
+        wallets::write(
+            tx,
+            changed.iter().map(|a| (a.as_str(), wallets[a])),
+            wallets::Changed::Balance,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@
 mod decide;
 mod http;
 mod participant;
+mod wallets;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;

@@ -1,7 +1,7 @@
 //! Strong mode: Payment's part in each order's two-phase commit. Every step is a group-commit
 //! write: the prepares (and commits) of concurrent orders share one fsync.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use contracts::api::Refusal;
 use contracts::internal::{PrepareRequest, Vote};
@@ -9,7 +9,7 @@ use contracts::now_ms;
 use runtime::ApiError;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::Payments;
+use crate::{Payments, wallets};
 
 impl twophase::Participant for Payments {
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
@@ -57,31 +57,8 @@ async fn hold_all(
     if requests.is_empty() {
         return Ok(Vec::new());
     }
-    let mut seen = QueryBuilder::<Sqlite>::new("SELECT order_id FROM payments WHERE order_id IN (");
-    let mut ids = seen.separated(", ");
-    for r in &requests {
-        ids.push_bind(&r.tx_id);
-    }
-    seen.push(")");
-    let mut prepared: HashSet<String> = seen
-        .build_query_scalar()
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-    let mut read = QueryBuilder::<Sqlite>::new(
-        "SELECT account_id, balance_cents, held_cents, top_ups_cents FROM wallets WHERE account_id IN (",
-    );
-    let mut ids = read.separated(", ");
-    for r in &requests {
-        ids.push_bind(&r.account_id);
-    }
-    read.push(")");
-    let rows: Vec<(String, i64, i64, i64)> = read.build_query_as().fetch_all(&mut *tx).await?;
-    let mut wallets: BTreeMap<String, (i64, i64, i64)> = rows
-        .into_iter()
-        .map(|(a, b, h, t)| (a, (b, h, t)))
-        .collect();
+    let mut prepared = wallets::with_payment(tx, requests.iter().map(|r| r.tx_id.as_str())).await?;
+    let mut wallets = wallets::read(tx, requests.iter().map(|r| r.account_id.as_str())).await?;
 
     let mut votes = Vec::with_capacity(requests.len());
     let mut holds = Vec::new();
@@ -121,24 +98,11 @@ async fn hold_all(
             .push_bind(now);
     });
     insert.build().execute(&mut *tx).await?;
-    let touched: BTreeMap<&str, (i64, i64, i64)> = holds
+    let touched: BTreeMap<&str, wallets::Figures> = holds
         .iter()
         .map(|r| (r.account_id.as_str(), wallets[&r.account_id]))
         .collect();
-    let mut update = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO wallets (account_id, balance_cents, held_cents, top_ups_cents) ",
-    );
-    update.push_values(
-        &touched,
-        |mut row, (account_id, (balance, held, top_ups))| {
-            row.push_bind(*account_id)
-                .push_bind(*balance)
-                .push_bind(*held)
-                .push_bind(*top_ups);
-        },
-    );
-    update.push(" ON CONFLICT (account_id) DO UPDATE SET held_cents = excluded.held_cents");
-    update.build().execute(&mut *tx).await?;
+    wallets::write(tx, touched, wallets::Changed::Held).await?;
     Ok(votes)
 }
 
