@@ -231,6 +231,17 @@ pub enum LedgerStatus {
     Reversed,
 }
 
+impl LedgerStatus {
+    /// The status of a stored entry; anything but `credited` counts no points.
+    pub fn parse(s: &str) -> Self {
+        if s == "credited" {
+            LedgerStatus::Credited
+        } else {
+            LedgerStatus::Reversed
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     pub order_id: String,

@@ -243,11 +243,7 @@ async fn ledger(
         .map(|(order_id, points, status)| LedgerEntry {
             order_id,
             points,
-            status: if status == "credited" {
-                LedgerStatus::Credited
-            } else {
-                LedgerStatus::Reversed
-            },
+            status: LedgerStatus::parse(&status),
         })
         .collect();
     let next_after = (entries.len() == limit).then(|| entries[limit - 1].order_id.clone());
@@ -276,11 +272,7 @@ async fn ledger_entry(
     Ok(ApiJson(LedgerEntry {
         order_id,
         points,
-        status: if status == "credited" {
-            LedgerStatus::Credited
-        } else {
-            LedgerStatus::Reversed
-        },
+        status: LedgerStatus::parse(&status),
     }))
 }
 

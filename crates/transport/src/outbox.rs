@@ -28,25 +28,6 @@ impl Outbox {
         })
     }
 
-    /// Writes an event inside the caller's transaction and returns its position. Call
-    /// [`Outbox::published`] with it once that transaction has committed.
-    pub async fn append(
-        conn: &mut SqliteConnection,
-        body: &EventBody,
-        now_ms: i64,
-    ) -> Result<i64, sqlx::Error> {
-        let event_id = format!("evt_{}", uuid::Uuid::now_v7().simple());
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO outbox (event_id, recorded_at_ms, body) VALUES (?, ?, ?) RETURNING seq",
-        )
-        .bind(event_id)
-        .bind(now_ms)
-        .bind(body.to_json().to_string())
-        .fetch_one(conn)
-        .await?;
-        Ok(seq)
-    }
-
     /// Writes many events inside the caller's transaction with one statement; returns the
     /// newest position written (`None` for no events). Call [`Outbox::published`] with it once
     /// that transaction has committed.

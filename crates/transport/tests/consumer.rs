@@ -60,9 +60,10 @@ fn placed(order_id: &str) -> EventBody {
 async fn produce(producer: &Db, outbox: &Outbox, bodies: &[EventBody]) {
     for body in bodies {
         let mut tx = producer.write.begin().await.unwrap();
-        let seq = Outbox::append(&mut tx, body, contracts::now_ms())
+        let seq = Outbox::append_all(&mut tx, std::slice::from_ref(body), contracts::now_ms())
             .await
-            .unwrap();
+            .unwrap()
+            .expect("one event written");
         tx.commit().await.unwrap();
         outbox.published(seq);
     }
