@@ -31,22 +31,24 @@
 //! the checked accounts is in flight (strong mode).
 
 pub mod audit;
+mod check;
 mod fetch;
 pub mod model;
 
-use std::collections::HashMap;
 use std::fmt;
 
-use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 pub use audit::{Listing, audit_account, audit_acknowledged, audit_totals, confirmed_totals};
+pub use check::check;
 
 /// How to run a [`check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOptions {
-    /// Whether every order must have reached its final status: an `accepted` order is then a
-    /// violation. True by default; eventual modes are only checked once the system is quiet.
+    /// Whether every order must have reached every service: an order still `accepted`, or
+    /// one some service has not applied yet, is then a violation. True by default; false
+    /// reports such orders as still in flight ([`Report::in_flight`]) instead, for a check of
+    /// a system that is still busy.
     pub expect_settled: bool,
     /// Orders the system acknowledged, as `(order_id, account_id)`: each must exist, belong to
     /// that account and (when settled is expected) be confirmed or cancelled.
@@ -75,12 +77,20 @@ pub struct Report {
     /// Every broken rule, grouped by account in the order the accounts were listed, then the
     /// global totals, then the acknowledged orders.
     pub violations: Vec<Violation>,
+    /// What the system has not finished applying, in the same order: differences a lag
+    /// explains, while the system is not settled. Not violations.
+    pub in_flight: Vec<InFlight>,
 }
 
 impl Report {
-    /// True when no invariant is broken.
+    /// True when no invariant is broken. Orders still in flight do not make a report unclean.
     pub fn is_clean(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// True when no invariant is broken and nothing is still in flight: every service agrees.
+    pub fn is_settled(&self) -> bool {
+        self.is_clean() && self.in_flight.is_empty()
     }
 }
 
@@ -97,9 +107,13 @@ impl fmt::Display for Report {
             plural(self.orders)
         )?;
         match self.violations.len() {
-            0 => f.write_str("every invariant holds"),
-            1 => f.write_str("1 violation"),
-            n => write!(f, "{n} violations"),
+            0 => f.write_str("every invariant holds")?,
+            1 => f.write_str("1 violation")?,
+            n => write!(f, "{n} violations")?,
+        }
+        match self.in_flight.len() {
+            0 => Ok(()),
+            n => write!(f, "; {n} still in flight"),
         }
     }
 }
@@ -154,40 +168,56 @@ pub struct Violation {
     pub message: String,
 }
 
-impl Violation {
-    fn new(
-        invariant: Invariant,
-        account_id: Option<&str>,
-        order_id: Option<&str>,
-        message: String,
-    ) -> Self {
-        Self {
-            invariant,
-            account_id: account_id.map(str::to_owned),
-            order_id: order_id.map(str::to_owned),
-            message,
-        }
-    }
-}
-
 impl fmt::Display for Violation {
     /// One line, e.g. `stats: account acc_1: counts 3 orders, 4 are confirmed`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut line = format!("{}: ", self.invariant);
-        match &self.account_id {
-            Some(account) => line.push_str(&format!("account {account}: ")),
-            None => line.push_str("all accounts: "),
-        }
-        if let Some(order) = &self.order_id {
-            line.push_str(&format!("order {order}: "));
-        }
-        line.push_str(&self.message);
-        // One line even if a service put a line break in an id.
-        if line.contains(['\n', '\r']) {
-            line = line.replace("\r\n", " ").replace(['\n', '\r'], " ");
-        }
-        f.write_str(&line)
+        let head = self.invariant.to_string();
+        one_line(f, &head, &self.account_id, &self.order_id, &self.message)
     }
+}
+
+/// An order (or an account's sum) some service has not finished applying while the system is
+/// busy: not a violation, and what is pending for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InFlight {
+    /// `None` for the global `/stats`.
+    pub account_id: Option<String>,
+    /// `None` for a sum over the whole account.
+    pub order_id: Option<String>,
+    /// Each difference still pending, e.g. `still accepted, not yet confirmed or cancelled`.
+    pub pending: Vec<String>,
+}
+
+impl fmt::Display for InFlight {
+    /// One line, e.g. `in flight: account acc_1: order ord_6: still accepted, …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pending = self.pending.join("; ");
+        one_line(f, "in flight", &self.account_id, &self.order_id, &pending)
+    }
+}
+
+/// `head: account A: order O: message`, on one line even if a service put a line break in an
+/// id.
+fn one_line(
+    f: &mut fmt::Formatter<'_>,
+    head: &str,
+    account_id: &Option<String>,
+    order_id: &Option<String>,
+    message: &str,
+) -> fmt::Result {
+    let mut line = format!("{head}: ");
+    match account_id {
+        Some(account) => line.push_str(&format!("account {account}: ")),
+        None => line.push_str("all accounts: "),
+    }
+    if let Some(order) = order_id {
+        line.push_str(&format!("order {order}: "));
+    }
+    line.push_str(message);
+    if line.contains(['\n', '\r']) {
+        line = line.replace("\r\n", " ").replace(['\n', '\r'], " ");
+    }
+    f.write_str(&line)
 }
 
 /// The system could not be read, so nothing can be said about the invariants.
@@ -207,113 +237,4 @@ pub enum CheckError {
     BadJson { url: String, detail: String },
     #[error("GET {url}: the listing does not advance: cursor {cursor:?} came back a second time")]
     Paging { url: String, cursor: String },
-}
-
-/// Reads the whole system at `base_url` (e.g. `http://127.0.0.1:8080`) and reports every
-/// violation of the invariants. An `Err` means the system could not be read, never that an
-/// invariant is broken.
-pub async fn check(
-    http: &reqwest::Client,
-    base_url: &str,
-    options: &CheckOptions,
-) -> Result<Report, CheckError> {
-    let api = fetch::Api::new(http, base_url)?;
-    let concurrency = options.concurrency.max(1);
-
-    let accounts = api.account_ids().await?;
-
-    // Each account is fetched and audited as it arrives, keeping only what the global checks
-    // need, so memory stays small however many orders an account has.
-    let mut audited: Vec<(usize, AccountAudit)> = stream::iter(accounts.iter().enumerate())
-        .map(|(index, account_id)| {
-            let api = &api;
-            async move {
-                let snapshot = api.account_snapshot(account_id).await?;
-                Ok::<_, CheckError>((index, AccountAudit::of(&snapshot, options.expect_settled)))
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
-    audited.sort_by_key(|(index, _)| *index);
-
-    let mut report = Report {
-        accounts: accounts.len(),
-        ..Report::default()
-    };
-    let mut confirmed_orders: i128 = 0;
-    let mut revenue_cents: i128 = 0;
-    let mut listed: HashMap<&str, Listing> = HashMap::with_capacity(accounts.len());
-    for (index, audit) in &audited {
-        report.orders += audit.order_ids.len();
-        confirmed_orders += audit.confirmed_orders;
-        revenue_cents += audit.revenue_cents;
-        report.violations.extend(audit.violations.iter().cloned());
-        listed.insert(
-            accounts[*index].as_str(),
-            Listing {
-                order_ids: &audit.order_ids,
-            },
-        );
-    }
-
-    let totals = api.totals().await?;
-    report.violations.extend(audit_totals(
-        &totals,
-        confirmed_orders,
-        revenue_cents,
-        accounts.len(),
-    ));
-
-    let mut acknowledged: Vec<&(String, String)> = Vec::with_capacity(options.acknowledged.len());
-    {
-        let mut seen = std::collections::HashSet::with_capacity(options.acknowledged.len());
-        for pair in &options.acknowledged {
-            if seen.insert(pair) {
-                acknowledged.push(pair);
-            }
-        }
-    }
-    let mut found: Vec<(usize, Option<model::Order>)> =
-        stream::iter(acknowledged.iter().enumerate())
-            .map(|(index, (order_id, _))| {
-                let api = &api;
-                async move { Ok::<_, CheckError>((index, api.order(order_id).await?)) }
-            })
-            .buffer_unordered(concurrency)
-            .try_collect()
-            .await?;
-    found.sort_by_key(|(index, _)| *index);
-    for (index, order) in &found {
-        let (order_id, account_id) = acknowledged[*index];
-        report.violations.extend(audit_acknowledged(
-            order_id,
-            account_id,
-            order.as_ref(),
-            listed.get(account_id.as_str()),
-            options.expect_settled,
-        ));
-    }
-
-    Ok(report)
-}
-
-/// What is kept of one account once it has been audited.
-struct AccountAudit {
-    violations: Vec<Violation>,
-    confirmed_orders: i128,
-    revenue_cents: i128,
-    order_ids: std::collections::HashSet<String>,
-}
-
-impl AccountAudit {
-    fn of(snapshot: &model::AccountSnapshot, expect_settled: bool) -> Self {
-        let (confirmed_orders, revenue_cents) = confirmed_totals(snapshot);
-        Self {
-            violations: audit_account(snapshot, expect_settled),
-            confirmed_orders,
-            revenue_cents,
-            order_ids: snapshot.orders.iter().map(|o| o.id.clone()).collect(),
-        }
-    }
 }
