@@ -40,16 +40,6 @@ pub struct Listing<'a> {
     pub order_ids: &'a HashSet<String>,
 }
 
-/// How many confirmed orders the account has and what they total, counting each order once.
-pub fn confirmed_totals(snapshot: &AccountSnapshot) -> (i128, i128) {
-    index::distinct_orders(snapshot)
-        .into_iter()
-        .filter(|(o, _)| o.status == OrderStatus::Confirmed)
-        .fold((0, 0), |(n, sum), (o, _)| {
-            (n + 1, sum + i128::from(o.total_cents))
-        })
-}
-
 /// Everything found within one account: first each order, in the order listed, then what was
 /// found for orders the account does not list, then the account's sums.
 pub fn audit_account(snapshot: &AccountSnapshot) -> Vec<Finding> {
@@ -65,14 +55,14 @@ pub fn audit_account(snapshot: &AccountSnapshot) -> Vec<Finding> {
     sink.findings
 }
 
-/// Whether the global `GET /stats` equals the sums over every account's confirmed orders.
-/// The two are read at different instants, so a difference is [`Standing::Lagging`].
-pub fn audit_totals(
-    reported: &Totals,
-    confirmed_orders: i128,
-    revenue_cents: i128,
-    accounts: usize,
-) -> Vec<Finding> {
+/// Whether the global `GET /stats` is the sum of every account's Stats totals. With
+/// [`audit_account`] holding each account's totals to its confirmed orders, `/stats` then
+/// counts exactly the confirmed orders; a difference here is an order counted for no listed
+/// account, or a global total that drifted. The two are read at different instants, so a
+/// difference is [`Standing::Lagging`].
+///
+/// `summed`: the accounts' `GET /stats/accounts/{id}`, added up; `accounts`: how many.
+pub fn audit_totals(reported: &Totals, summed: &Sums, accounts: usize) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut lagging = |message: String| {
         out.push(Finding::new(
@@ -83,21 +73,34 @@ pub fn audit_totals(
             message,
         ));
     };
-    if i128::from(reported.orders) != confirmed_orders {
+    if i128::from(reported.orders) != summed.orders {
         lagging(format!(
-            "/stats counts {} orders, {confirmed_orders} are confirmed across {accounts} \
-             accounts",
-            reported.orders
+            "/stats counts {} orders, the Stats totals of the {accounts} accounts add up to {}",
+            reported.orders, summed.orders
         ));
     }
-    if i128::from(reported.revenue_cents) != revenue_cents {
+    if i128::from(reported.revenue_cents) != summed.revenue_cents {
         lagging(format!(
-            "/stats counts {} cents of revenue, the confirmed orders of {accounts} accounts \
-             total {revenue_cents}",
-            reported.revenue_cents
+            "/stats counts {} cents of revenue, the Stats totals of the {accounts} accounts \
+             add up to {}",
+            reported.revenue_cents, summed.revenue_cents
         ));
     }
     out
+}
+
+/// [`Totals`] added up over accounts, wide enough that no sum of answers overflows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub orders: i128,
+    pub revenue_cents: i128,
+}
+
+impl Sums {
+    pub fn add(&mut self, totals: &Totals) {
+        self.orders += i128::from(totals.orders);
+        self.revenue_cents += i128::from(totals.revenue_cents);
+    }
 }
 
 /// What must hold for one order the system acknowledged to `account_id`.

@@ -4,9 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::audit::{self, Finding, Listing, Moment};
+use crate::audit::{self, Finding, Listing, Moment, Sums};
 use crate::fetch::Api;
-use crate::model::{AccountSnapshot, Order};
+use crate::model::{AccountSnapshot, Order, Totals};
 use crate::{CheckError, CheckOptions, Report};
 
 /// Reads the whole system at `base_url` (e.g. `http://127.0.0.1:8080`) and reports every
@@ -24,11 +24,10 @@ pub async fn check(
     let acknowledged = read_acknowledged(&api, options).await?;
 
     let mut findings: Vec<Finding> = Vec::new();
-    let (mut confirmed_orders, mut revenue_cents) = (0i128, 0i128);
+    let mut summed = Sums::default();
     let mut listed: HashMap<&str, Listing<'_>> = HashMap::with_capacity(accounts.len());
     for (account_id, audit) in accounts.iter().zip(&audited) {
-        confirmed_orders += audit.confirmed_orders;
-        revenue_cents += audit.revenue_cents;
+        summed.add(&audit.stats);
         findings.extend(audit.findings.iter().cloned());
         listed.insert(
             account_id,
@@ -37,12 +36,7 @@ pub async fn check(
             },
         );
     }
-    findings.extend(audit::audit_totals(
-        &totals,
-        confirmed_orders,
-        revenue_cents,
-        accounts.len(),
-    ));
+    findings.extend(audit::audit_totals(&totals, &summed, accounts.len()));
     for ((order_id, account_id), found) in &acknowledged {
         findings.extend(audit::audit_acknowledged(
             order_id,
@@ -69,18 +63,16 @@ pub async fn check(
 /// every account need, so memory stays small however many orders an account has.
 struct AccountAudit {
     findings: Vec<Finding>,
-    confirmed_orders: i128,
-    revenue_cents: i128,
+    /// What Stats totals for the account, for the global `/stats`.
+    stats: Totals,
     order_ids: HashSet<String>,
 }
 
 impl AccountAudit {
     fn of(snapshot: &AccountSnapshot) -> Self {
-        let (confirmed_orders, revenue_cents) = audit::confirmed_totals(snapshot);
         Self {
             findings: audit::audit_account(snapshot),
-            confirmed_orders,
-            revenue_cents,
+            stats: snapshot.stats,
             order_ids: snapshot.orders.iter().map(|o| o.id.clone()).collect(),
         }
     }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::CheckError;
-use crate::model::{AccountSnapshot, LedgerEntry, Order, Payment, Totals, Wallet};
+use crate::model::{AccountSnapshot, LedgerEntry, Order, Payment, StatsFact, Totals, Wallet};
 
 /// The largest page the API serves; the fewer round trips the better.
 const PAGE_LIMIT: &str = "1000";
@@ -136,14 +136,12 @@ impl<'a> Api<'a> {
 
     /// Everything the services say about one account. A 404 on a per-account read means the
     /// service has recorded nothing for it (a wallet never topped up, an account without
-    /// orders), which reads as zero.
+    /// orders), which reads as zero. The order listing is read after the other services (see
+    /// [`AccountSnapshot`] for why), then Stats' fact of each listed order.
     pub(crate) async fn account_snapshot(
         &self,
         account_id: &str,
     ) -> Result<AccountSnapshot, CheckError> {
-        let orders = self
-            .list::<OrderPage>(&["accounts", account_id, "orders"], Missing::IsEmpty)
-            .await?;
         let stats = self
             .get::<Totals>(&["stats", "accounts", account_id], Missing::IsEmpty)
             .await?
@@ -162,15 +160,37 @@ impl<'a> Api<'a> {
         let payments = self
             .list::<PaymentPage>(&["wallets", account_id, "payments"], Missing::IsEmpty)
             .await?;
+        let orders = self
+            .list::<OrderPage>(&["accounts", account_id, "orders"], Missing::IsEmpty)
+            .await?;
+        let stats_facts = self.stats_facts(&orders).await?;
         Ok(AccountSnapshot {
             account_id: account_id.to_owned(),
             orders,
             stats,
+            stats_facts,
             points,
             ledger,
             wallet,
             payments,
         })
+    }
+
+    /// `GET /stats/orders/{id}` for each distinct order, one after the other: accounts are
+    /// already read `concurrency` at a time, and reading one account's facts in parallel too
+    /// would multiply the requests in flight beyond what the caller asked for.
+    async fn stats_facts(&self, orders: &[Order]) -> Result<Vec<StatsFact>, CheckError> {
+        let mut asked = HashSet::with_capacity(orders.len());
+        let mut facts = Vec::with_capacity(orders.len());
+        for order in orders.iter().filter(|o| asked.insert(o.id.as_str())) {
+            if let Some(fact) = self
+                .get::<StatsFact>(&["stats", "orders", &order.id], Missing::IsEmpty)
+                .await?
+            {
+                facts.push(fact);
+            }
+        }
+        Ok(facts)
     }
 
     /// `GET /stats`.

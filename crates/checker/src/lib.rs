@@ -39,7 +39,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use audit::{Listing, audit_account, audit_acknowledged, audit_totals, confirmed_totals};
+pub use audit::{Listing, audit_account, audit_acknowledged, audit_totals};
 pub use check::check;
 
 /// How to run a [`check`].

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{AccountSnapshot, LedgerEntry, Order, OrderStatus, Payment};
+use crate::model::{AccountSnapshot, LedgerEntry, Order, OrderStatus, Payment, StatsFact};
 
 /// The snapshot of one account, with every service's records grouped by the order they are for.
 pub(super) struct AccountIndex<'a> {
@@ -11,6 +11,8 @@ pub(super) struct AccountIndex<'a> {
     /// times the listing showed it.
     pub(super) orders: Vec<(&'a Order, usize)>,
     pub(super) by_id: HashMap<&'a str, &'a Order>,
+    /// Stats' fact of each order it answered for; the first, if it answered twice.
+    pub(super) facts: HashMap<&'a str, &'a StatsFact>,
     /// Ordered by order id, so what is found about orders that are not listed comes out in a
     /// stable order.
     pub(super) ledger: BTreeMap<&'a str, Vec<&'a LedgerEntry>>,
@@ -21,10 +23,15 @@ impl<'a> AccountIndex<'a> {
     pub(super) fn of(snapshot: &'a AccountSnapshot) -> Self {
         let orders = distinct_orders(snapshot);
         let by_id = orders.iter().map(|(o, _)| (o.id.as_str(), *o)).collect();
+        let mut facts = HashMap::with_capacity(snapshot.stats_facts.len());
+        for fact in &snapshot.stats_facts {
+            facts.entry(fact.order_id.as_str()).or_insert(fact);
+        }
         Self {
             account: &snapshot.account_id,
             orders,
             by_id,
+            facts,
             ledger: group(&snapshot.ledger, |e| &e.order_id),
             payments: group(&snapshot.payments, |p| &p.order_id),
         }
@@ -36,6 +43,13 @@ impl<'a> AccountIndex<'a> {
             .iter()
             .map(|(o, _)| *o)
             .filter(|o| o.status == OrderStatus::Confirmed)
+    }
+
+    /// Stats' facts of the listed orders, each once.
+    pub(super) fn listed_facts(&self) -> impl Iterator<Item = &'a StatsFact> + '_ {
+        self.orders
+            .iter()
+            .filter_map(|(o, _)| self.facts.get(o.id.as_str()).copied())
     }
 
     /// The ledger entries for `order_id`, none if there are none.

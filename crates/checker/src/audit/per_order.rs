@@ -1,5 +1,7 @@
-//! The rules of one order: the order itself, then what Loyalty and Payment hold for it. Each
-//! compares an order's final status at Order with another service's records for that order.
+//! The rules of one order: the order itself, then what Stats, Loyalty and Payment hold for it.
+//! Each compares the status Order gave the order with another service's record of it: a
+//! confirmed order is counted once at Stats, credited once at Loyalty and captured once at
+//! Payment, each with its own total; a cancelled order is in none of them.
 //!
 //! The split between [`Sink::broken`] and [`Sink::lagging`] is the heart of "in flight is not
 //! a violation": a service that has not *yet* applied what Order decided lags; a service that
@@ -9,7 +11,9 @@
 use super::index::AccountIndex;
 use super::sink::Sink;
 use crate::Invariant;
-use crate::model::{LedgerEntry, LedgerStatus, Order, OrderStatus, Payment, PaymentStatus};
+use crate::model::{
+    FactStatus, LedgerEntry, LedgerStatus, Order, OrderStatus, Payment, PaymentStatus, StatsFact,
+};
 
 /// Every rule of one listed order, listed `times` times.
 pub(super) fn audit_order(
@@ -19,6 +23,12 @@ pub(super) fn audit_order(
     times: usize,
 ) {
     order_itself(sink, index.account, order, times);
+    stats_of(
+        sink,
+        index.account,
+        order,
+        index.facts.get(order.id.as_str()).copied(),
+    );
     loyalty_of(sink, order, index.ledger_of(&order.id));
     payment_of(sink, index.account, order, index.payments_of(&order.id));
 }
@@ -106,6 +116,65 @@ fn order_itself(sink: &mut Sink<'_>, account: &str, order: &Order, times: usize)
                 order.earned_points()
             ),
         );
+    }
+}
+
+/// A confirmed order is `counted` at Stats, under its account, with its total; a cancelled one
+/// is absent or `reversed`.
+fn stats_of(sink: &mut Sink<'_>, account: &str, order: &Order, fact: Option<&StatsFact>) {
+    let id = Some(order.id.as_str());
+    let Some(fact) = fact else {
+        if order.status == OrderStatus::Confirmed {
+            sink.lagging(
+                Invariant::Stats,
+                id,
+                format!(
+                    "confirmed order of {} cents is not counted at Stats (no fact)",
+                    order.total_cents
+                ),
+            );
+        }
+        return;
+    };
+    if fact.account_id != account {
+        sink.broken(
+            Invariant::Stats,
+            id,
+            format!("Stats holds the order under account {}", fact.account_id),
+        );
+    }
+    let counted = fact.status == FactStatus::Counted;
+    if counted && fact.total_cents != order.total_cents {
+        sink.broken(
+            Invariant::Stats,
+            id,
+            format!(
+                "Stats counts {} cents, the order's total is {} cents",
+                fact.total_cents, order.total_cents
+            ),
+        );
+    }
+    match (order.status, fact.status) {
+        (OrderStatus::Confirmed, FactStatus::Reversed) => sink.broken(
+            Invariant::Stats,
+            id,
+            format!(
+                "confirmed order of {} cents is reversed at Stats, expected counted",
+                order.total_cents
+            ),
+        ),
+        (OrderStatus::Cancelled, FactStatus::Counted) => sink.lagging(
+            Invariant::Stats,
+            id,
+            format!(
+                "cancelled order is still counted at Stats ({} cents), expected reversed or \
+                 absent",
+                fact.total_cents
+            ),
+        ),
+        // Confirmed and counted, cancelled and reversed: as it should be. Accepted: not
+        // decided yet, whatever Stats holds may still be reversed.
+        _ => {}
     }
 }
 

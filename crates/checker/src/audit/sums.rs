@@ -7,54 +7,73 @@
 use super::index::AccountIndex;
 use super::sink::Sink;
 use crate::Invariant;
-use crate::model::{AccountSnapshot, PaymentStatus};
+use crate::model::{AccountSnapshot, FactStatus, LedgerStatus, PaymentStatus};
 
-/// Stats counts the confirmed orders and their revenue.
+/// Stats' totals for the account are the sum of its per-order facts: the listed orders it
+/// holds as `counted` under this account. With [`stats_of`](super::per_order) holding each
+/// fact to its order's status, the totals then count exactly the confirmed orders.
 pub(super) fn stats_sums(
     sink: &mut Sink<'_>,
     snapshot: &AccountSnapshot,
     index: &AccountIndex<'_>,
 ) {
-    let confirmed_count = index.confirmed().count() as i128;
-    let confirmed_revenue: i128 = index.confirmed().map(|o| i128::from(o.total_cents)).sum();
-    if i128::from(snapshot.stats.orders) != confirmed_count {
+    let counted: Vec<_> = index
+        .listed_facts()
+        .filter(|f| f.status == FactStatus::Counted && f.account_id == index.account)
+        .collect();
+    let counted_orders = counted.len() as i128;
+    let counted_revenue: i128 = counted.iter().map(|f| i128::from(f.total_cents)).sum();
+    let confirmed = index.confirmed().count();
+    if i128::from(snapshot.stats.orders) != counted_orders {
         sink.lagging(
             Invariant::Stats,
             None,
             format!(
-                "counts {} orders, {confirmed_count} are confirmed",
+                "counts {} orders, {counted_orders} of its orders are counted ({confirmed} are \
+                 confirmed)",
                 snapshot.stats.orders
             ),
         );
     }
-    if i128::from(snapshot.stats.revenue_cents) != confirmed_revenue {
+    if i128::from(snapshot.stats.revenue_cents) != counted_revenue {
+        let confirmed_revenue: i128 = index.confirmed().map(|o| i128::from(o.total_cents)).sum();
         sink.lagging(
             Invariant::Stats,
             None,
             format!(
-                "counts {} cents of revenue, the confirmed orders total {confirmed_revenue}",
+                "counts {} cents of revenue, its counted orders total {counted_revenue} (the \
+                 confirmed ones {confirmed_revenue})",
                 snapshot.stats.revenue_cents
             ),
         );
     }
 }
 
-/// The points balance is what the confirmed orders earn.
+/// The points balance is the sum of the ledger's `credited` entries. With
+/// [`loyalty_of`](super::per_order) holding each entry to its order, the balance is then what
+/// the confirmed orders earn.
 pub(super) fn points_sum(
     sink: &mut Sink<'_>,
     snapshot: &AccountSnapshot,
     index: &AccountIndex<'_>,
 ) {
-    let confirmed_points: i128 = index
-        .confirmed()
-        .map(|o| i128::from(o.earned_points()))
+    let credited: i128 = snapshot
+        .ledger
+        .iter()
+        .filter(|e| e.status == LedgerStatus::Credited)
+        .map(|e| i128::from(e.points))
         .sum();
-    if i128::from(snapshot.points) != confirmed_points {
+    if i128::from(snapshot.points) != credited {
+        let earned: i128 = index
+            .confirmed()
+            .map(|o| i128::from(o.earned_points()))
+            .sum();
         sink.lagging(
             Invariant::Loyalty,
             None,
             format!(
-                "has {} points, the confirmed orders earn {confirmed_points}",
+                "has {} points, its ledger credits {credited} (the confirmed orders earn \
+                 {earned})",
                 snapshot.points
             ),
         );
