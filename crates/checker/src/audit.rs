@@ -41,8 +41,11 @@ pub struct Listing<'a> {
 }
 
 /// Everything found within one account: first each order, in the order listed, then what was
-/// found for orders the account does not list, then the account's sums.
-pub fn audit_account(snapshot: &AccountSnapshot) -> Vec<Finding> {
+/// found for orders the account does not list, then the account's sums and wallet.
+///
+/// `top_ups_cents`: what the top-ups acknowledged to the caller for this account add up to,
+/// if the caller says; `None` leaves the wallet's top-ups unchecked.
+pub fn audit_account(snapshot: &AccountSnapshot, top_ups_cents: Option<i128>) -> Vec<Finding> {
     let index = AccountIndex::of(snapshot);
     let mut sink = Sink::new(&snapshot.account_id);
     for &(order, times) in &index.orders {
@@ -51,7 +54,7 @@ pub fn audit_account(snapshot: &AccountSnapshot) -> Vec<Finding> {
     per_order::audit_unlisted(&mut sink, &index);
     sums::stats_sums(&mut sink, snapshot, &index);
     sums::points_sum(&mut sink, snapshot, &index);
-    sums::wallet(&mut sink, snapshot);
+    sums::wallet(&mut sink, snapshot, top_ups_cents);
     sink.findings
 }
 

@@ -18,8 +18,10 @@ pub async fn check(
     options: &CheckOptions,
 ) -> Result<Report, CheckError> {
     let api = Api::new(http, base_url)?;
-    let accounts = api.account_ids().await?;
-    let audited = audit_accounts(&api, &accounts, options).await?;
+    let top_ups = TopUps::of(options);
+    let mut accounts = api.account_ids().await?;
+    top_ups.add_unlisted(&mut accounts);
+    let audited = audit_accounts(&api, &accounts, &top_ups, options).await?;
     let totals = api.totals().await?;
     let acknowledged = read_acknowledged(&api, options).await?;
 
@@ -69,9 +71,9 @@ struct AccountAudit {
 }
 
 impl AccountAudit {
-    fn of(snapshot: &AccountSnapshot) -> Self {
+    fn of(snapshot: &AccountSnapshot, top_ups_cents: Option<i128>) -> Self {
         Self {
-            findings: audit::audit_account(snapshot),
+            findings: audit::audit_account(snapshot, top_ups_cents),
             stats: snapshot.stats,
             order_ids: snapshot.orders.iter().map(|o| o.id.clone()).collect(),
         }
@@ -83,12 +85,13 @@ impl AccountAudit {
 async fn audit_accounts(
     api: &Api<'_>,
     accounts: &[String],
+    top_ups: &TopUps<'_>,
     options: &CheckOptions,
 ) -> Result<Vec<AccountAudit>, CheckError> {
     stream::iter(accounts)
         .map(|account_id| async move {
             let snapshot = api.account_snapshot(account_id).await?;
-            Ok::<_, CheckError>(AccountAudit::of(&snapshot))
+            Ok::<_, CheckError>(AccountAudit::of(&snapshot, top_ups.of_account(account_id)))
         })
         .buffered(options.concurrency.max(1))
         .try_collect()
@@ -112,4 +115,94 @@ async fn read_acknowledged<'o>(
         .buffered(options.concurrency.max(1))
         .try_collect()
         .await
+}
+
+/// The caller's acknowledged top-ups, summed per account.
+struct TopUps<'o> {
+    /// `None` when the caller named none: top-ups are then not checked.
+    per_account: Option<HashMap<&'o str, i128>>,
+    /// The accounts in the order first named, to audit those `GET /accounts` does not list.
+    named: Vec<&'o str>,
+}
+
+impl<'o> TopUps<'o> {
+    fn of(options: &'o CheckOptions) -> Self {
+        if options.top_ups.is_empty() {
+            return Self {
+                per_account: None,
+                named: Vec::new(),
+            };
+        }
+        let mut per_account: HashMap<&str, i128> = HashMap::new();
+        let mut named = Vec::new();
+        for (account_id, amount_cents) in &options.top_ups {
+            let sum = per_account.entry(account_id).or_insert_with(|| {
+                named.push(account_id.as_str());
+                0
+            });
+            *sum += i128::from(*amount_cents);
+        }
+        Self {
+            per_account: Some(per_account),
+            named,
+        }
+    }
+
+    /// What `account_id`'s top-ups must add up to, if the caller said.
+    fn of_account(&self, account_id: &str) -> Option<i128> {
+        let per_account = self.per_account.as_ref()?;
+        Some(per_account.get(account_id).copied().unwrap_or(0))
+    }
+
+    /// Appends the accounts topped up that `accounts` does not list: their wallets are
+    /// audited too, or a top-up to them would go unchecked.
+    fn add_unlisted(&self, accounts: &mut Vec<String>) {
+        let listed: HashSet<&str> = accounts.iter().map(String::as_str).collect();
+        let unlisted: Vec<String> = self
+            .named
+            .iter()
+            .filter(|a| !listed.contains(**a))
+            .map(|a| (*a).to_owned())
+            .collect();
+        accounts.extend(unlisted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(top_ups: &[(&str, i64)]) -> CheckOptions {
+        CheckOptions {
+            top_ups: top_ups.iter().map(|(a, c)| ((*a).to_owned(), *c)).collect(),
+            ..CheckOptions::default()
+        }
+    }
+
+    #[test]
+    fn no_top_ups_named_leaves_top_ups_unchecked() {
+        let options = options(&[]);
+        let top_ups = TopUps::of(&options);
+        assert_eq!(top_ups.of_account("acc_1"), None);
+        let mut accounts = vec!["acc_1".to_owned()];
+        top_ups.add_unlisted(&mut accounts);
+        assert_eq!(accounts, ["acc_1"]);
+    }
+
+    #[test]
+    fn top_ups_are_summed_per_account_and_an_account_not_named_had_none() {
+        let options = options(&[("acc_1", 500), ("acc_2", 100), ("acc_1", 250)]);
+        let top_ups = TopUps::of(&options);
+        assert_eq!(top_ups.of_account("acc_1"), Some(750));
+        assert_eq!(top_ups.of_account("acc_2"), Some(100));
+        assert_eq!(top_ups.of_account("acc_3"), Some(0));
+    }
+
+    #[test]
+    fn accounts_topped_up_but_not_listed_are_audited_too_once_each() {
+        let options = options(&[("acc_9", 1), ("acc_1", 1), ("acc_8", 1), ("acc_9", 1)]);
+        let mut accounts = vec!["acc_1".to_owned(), "acc_2".to_owned()];
+        TopUps::of(&options).add_unlisted(&mut accounts);
+        assert_eq!(accounts, ["acc_1", "acc_2", "acc_9", "acc_8"]);
+    }
 }

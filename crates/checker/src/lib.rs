@@ -54,7 +54,15 @@ pub struct CheckOptions {
     /// that account and (when settled is expected) be confirmed or cancelled.
     pub acknowledged: Vec<(String, String)>,
     /// How many accounts (and acknowledged orders) are read at the same time; 0 counts as 1.
+    /// One account's own reads go one after the other, so this is also how many requests are
+    /// in flight at most.
     pub concurrency: usize,
+    /// Every top-up the system acknowledged (answered `201`), as `(account_id, amount_cents)`.
+    /// When not empty, each audited account's `top_ups_cents` must equal the sum of its
+    /// entries (0 for an account not named), and an account named here is audited even if
+    /// `GET /accounts` does not list it. Empty (the default) leaves top-ups unchecked; the
+    /// balance is checked against the wallet's own `top_ups_cents` either way.
+    pub top_ups: Vec<(String, i64)>,
 }
 
 impl Default for CheckOptions {
@@ -63,6 +71,7 @@ impl Default for CheckOptions {
             expect_settled: true,
             acknowledged: Vec::new(),
             concurrency: 8,
+            top_ups: Vec::new(),
         }
     }
 }
@@ -70,7 +79,7 @@ impl Default for CheckOptions {
 /// What a [`check`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Accounts listed by `GET /accounts` and audited.
+    /// Accounts audited: those `GET /accounts` lists, then any other the caller topped up.
     pub accounts: usize,
     /// Distinct orders listed under those accounts.
     pub orders: usize,

@@ -27,6 +27,11 @@ impl<'a> Sink<'a> {
         self.push(Standing::Lagging, invariant, order, message);
     }
 
+    /// Explained by a two-phase commit in doubt; a violation once the system is quiet.
+    pub(super) fn in_doubt(&mut self, invariant: Invariant, order: Option<&str>, message: String) {
+        self.push(Standing::InDoubt, invariant, order, message);
+    }
+
     fn push(
         &mut self,
         standing: Standing,

@@ -7,7 +7,7 @@
 use super::index::AccountIndex;
 use super::sink::Sink;
 use crate::Invariant;
-use crate::model::{AccountSnapshot, FactStatus, LedgerStatus, PaymentStatus};
+use crate::model::{AccountSnapshot, FactStatus, LedgerStatus, PaymentStatus, Wallet};
 
 /// Stats' totals for the account are the sum of its per-order facts: the listed orders it
 /// holds as `counted` under this account. With [`stats_of`](super::per_order) holding each
@@ -80,9 +80,23 @@ pub(super) fn points_sum(
     }
 }
 
+/// The wallet: its top-ups are the ones acknowledged to the caller (when it says which), its
+/// balance adds up and is never below zero, and what it holds for two-phase commits is
+/// covered by the balance and gone once nothing is in doubt.
+///
+/// `top_ups_cents`: what the caller's acknowledged top-ups to this account add up to.
+pub(super) fn wallet(sink: &mut Sink<'_>, snapshot: &AccountSnapshot, top_ups_cents: Option<i128>) {
+    balance(sink, snapshot);
+    holds(sink, &snapshot.wallet);
+    if let Some(expected) = top_ups_cents {
+        top_ups(sink, &snapshot.wallet, expected);
+    }
+}
+
 /// `balance = top-ups − captures + refunds`, never below zero. A refunded payment is listed as
-/// `refunded`, not `captured`: it gave back what it took, so only `captured` ones count.
-pub(super) fn wallet(sink: &mut Sink<'_>, snapshot: &AccountSnapshot) {
+/// `refunded`, not `captured`: it gave back what it took, so only `captured` ones count. A
+/// hold is not in the balance: it leaves the balance only when it is captured.
+fn balance(sink: &mut Sink<'_>, snapshot: &AccountSnapshot) {
     let wallet = snapshot.wallet;
     let captured_cents: i128 = snapshot
         .payments
@@ -114,6 +128,56 @@ pub(super) fn wallet(sink: &mut Sink<'_>, snapshot: &AccountSnapshot) {
                 held(wallet.held_cents)
             ),
         );
+    }
+}
+
+/// Funds held by prepared two-phase commits. Payment holds only what the balance not yet
+/// held covers, and releases or captures each hold once, so a hold is never negative nor
+/// above the balance (one row, read at once: never a race). A hold at all is a prepare not
+/// yet committed or aborted: in flight while `/progress` shows something in doubt, a leaked
+/// prepare once it says quiet.
+fn holds(sink: &mut Sink<'_>, wallet: &Wallet) {
+    let (held, balance) = (wallet.held_cents, wallet.balance_cents);
+    if held < 0 {
+        sink.broken(
+            Invariant::Payment,
+            None,
+            format!("holds {held} cents, below 0: a hold was released or captured twice"),
+        );
+    } else if held > 0 && held > balance {
+        sink.broken(
+            Invariant::Payment,
+            None,
+            format!(
+                "holds {held} cents, more than the balance of {balance}: a hold the wallet \
+                 cannot cover"
+            ),
+        );
+    }
+    if held > 0 {
+        sink.in_doubt(
+            Invariant::Payment,
+            None,
+            format!(
+                "holds {held} cents for a two-phase commit not committed or aborted (a leaked \
+                 prepare if the system is quiet)"
+            ),
+        );
+    }
+}
+
+/// The wallet's top-ups are the ones acknowledged to the caller. Fewer is an acknowledged
+/// top-up lost, at any moment (it was applied before it was acknowledged). More is one the
+/// caller was never told of, or one still on its way back to the caller while busy.
+fn top_ups(sink: &mut Sink<'_>, wallet: &Wallet, expected: i128) {
+    let found = i128::from(wallet.top_ups_cents);
+    let message = format!(
+        "top-ups are {found} cents, the top-ups acknowledged to the caller add up to {expected}"
+    );
+    if found < expected {
+        sink.broken(Invariant::Payment, None, message);
+    } else if found > expected {
+        sink.lagging(Invariant::Payment, None, message);
     }
 }
 

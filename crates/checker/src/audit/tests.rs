@@ -132,7 +132,17 @@ fn found(violations: &[Violation]) -> Vec<(Invariant, Option<&str>, Option<&str>
 /// Audits `snapshot` (settled expected) and asserts exactly one violation, of `invariant`, about
 /// `order` in account ACC; returns its message.
 fn only_violation(snapshot: &AccountSnapshot, invariant: Invariant, order: Option<&str>) -> String {
-    let violations = settled(audit_account(snapshot));
+    only_violation_with(snapshot, None, invariant, order)
+}
+
+/// [`only_violation`] with the caller's top-ups for ACC.
+fn only_violation_with(
+    snapshot: &AccountSnapshot,
+    top_ups_cents: Option<i128>,
+    invariant: Invariant,
+    order: Option<&str>,
+) -> String {
+    let violations = settled(audit_account(snapshot, top_ups_cents));
     assert_eq!(
         found(&violations),
         vec![(invariant, Some(ACC), order)],
@@ -175,10 +185,10 @@ fn payment_mut<'a>(s: &'a mut AccountSnapshot, order_id: &str) -> &'a mut Paymen
 fn a_consistent_account_has_no_violation_and_nothing_in_flight() {
     let snapshot = consistent();
     assert_eq!(
-        judge(audit_account(&snapshot), moment(true)),
+        judge(audit_account(&snapshot, None), moment(true)),
         Judged::default()
     );
-    assert_eq!(busy(audit_account(&snapshot)), Judged::default());
+    assert_eq!(busy(audit_account(&snapshot, None)), Judged::default());
 }
 
 #[test]
@@ -187,6 +197,6 @@ fn an_empty_account_is_consistent() {
         account_id: ACC.to_owned(),
         ..AccountSnapshot::default()
     };
-    assert_eq!(busy(audit_account(&snapshot)), Judged::default());
-    assert_eq!(settled(audit_account(&snapshot)), vec![]);
+    assert_eq!(busy(audit_account(&snapshot, None)), Judged::default());
+    assert_eq!(settled(audit_account(&snapshot, None)), vec![]);
 }

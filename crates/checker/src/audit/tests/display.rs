@@ -9,7 +9,7 @@ fn a_violation_displays_on_one_line_with_invariant_account_order_and_numbers() {
     s.stats.orders = 3;
     payment_mut(&mut s, "ord_1").amount_cents = 1200;
     s.wallet.balance_cents += 50;
-    let shown: Vec<String> = settled(audit_account(&s))
+    let shown: Vec<String> = settled(audit_account(&s, None))
         .iter()
         .map(ToString::to_string)
         .collect();

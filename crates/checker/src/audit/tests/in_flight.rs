@@ -6,7 +6,7 @@ use super::*;
 fn while_busy_an_accepted_order_is_in_flight_not_a_violation() {
     let mut s = consistent();
     s.orders.push(order("ord_6", OrderStatus::Accepted, 400));
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(judged.violations, vec![]);
     assert_eq!(
         judged.in_flight,
@@ -22,7 +22,7 @@ fn while_busy_an_accepted_order_is_in_flight_not_a_violation() {
 fn while_busy_a_confirmed_order_nobody_applied_yet_is_one_entry_naming_each_service() {
     let mut s = consistent();
     s.orders.push(order("ord_6", OrderStatus::Confirmed, 100));
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(judged.violations, vec![]);
     assert_eq!(
         judged.in_flight,
@@ -37,7 +37,7 @@ fn while_busy_a_confirmed_order_nobody_applied_yet_is_one_entry_naming_each_serv
         )]
     );
     // Once settled, the same differences are violations, and nothing is in flight.
-    let judged = judge(audit_account(&s), moment(true));
+    let judged = judge(audit_account(&s, None), moment(true));
     assert_eq!(
         found(&judged.violations),
         vec![
@@ -60,7 +60,7 @@ fn while_busy_a_cancelled_order_not_yet_compensated_is_in_flight() {
     s.points += 7;
     payment_mut(&mut s, "ord_4").status = PaymentStatus::Captured;
     s.wallet.balance_cents -= 700;
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(judged.violations, vec![]);
     assert_eq!(
         judged.in_flight,
@@ -85,7 +85,7 @@ fn while_busy_sums_read_at_another_instant_than_their_records_are_in_flight() {
     s.stats.revenue_cents -= 999;
     s.points -= 9;
     s.wallet.balance_cents += 999;
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(judged.violations, vec![]);
     assert_eq!(
         judged.in_flight,
@@ -109,7 +109,7 @@ fn a_confirmed_order_whose_ledger_entry_is_reversed_is_a_violation_even_while_bu
     let mut s = consistent();
     credited_mut(&mut s, "ord_2").status = LedgerStatus::Reversed;
     s.points -= 9;
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(
         found(&judged.violations),
         vec![(Invariant::Loyalty, Some(ACC), Some("ord_2"))]
@@ -121,7 +121,7 @@ fn a_confirmed_order_whose_payment_was_declined_is_a_violation_even_while_busy()
     let mut s = consistent();
     payment_mut(&mut s, "ord_2").status = PaymentStatus::Declined;
     s.wallet.balance_cents += 999;
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(
         found(&judged.violations),
         vec![(Invariant::Payment, Some(ACC), Some("ord_2"))]
@@ -136,7 +136,7 @@ fn what_no_lag_explains_is_a_violation_even_while_busy() {
     s.points += 12;
     s.wallet.balance_cents = -1;
     s.wallet.top_ups_cents = 1250 + 999 - 1;
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(
         found(&judged.violations),
         vec![

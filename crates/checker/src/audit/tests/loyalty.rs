@@ -20,7 +20,7 @@ fn a_ledger_entry_twice_is_reported_as_counted_twice() {
 fn a_second_entry_the_balance_does_not_show_is_two_violations() {
     let mut s = consistent();
     s.ledger.push(entry("ord_1", LedgerStatus::Credited, 12));
-    let violations = settled(audit_account(&s));
+    let violations = settled(audit_account(&s, None));
     assert_eq!(
         found(&violations),
         vec![

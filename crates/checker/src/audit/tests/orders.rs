@@ -7,7 +7,7 @@ fn an_accepted_order_is_reported_only_when_settled_is_expected() {
     let mut s = consistent();
     s.orders.push(order("ord_6", OrderStatus::Accepted, 400));
     only_violation(&s, Invariant::NoOrderLost, Some("ord_6"));
-    assert_eq!(busy(audit_account(&s)).violations, vec![]);
+    assert_eq!(busy(audit_account(&s, None)).violations, vec![]);
 }
 
 #[test]
@@ -23,7 +23,7 @@ fn an_accepted_order_already_applied_downstream_is_only_the_accepted_order() {
     s.wallet.balance_cents -= 400;
     s.ledger.push(entry("ord_6", LedgerStatus::Credited, 4));
     s.points += 4;
-    let judged = busy(audit_account(&s));
+    let judged = busy(audit_account(&s, None));
     assert_eq!(judged.violations, vec![]);
     assert_eq!(
         judged.in_flight,
@@ -66,7 +66,7 @@ fn violations_name_the_account_they_concern() {
         f.account_id = "acc_other".to_owned();
     }
     s.points += 1;
-    let violations = settled(audit_account(&s));
+    let violations = settled(audit_account(&s, None));
     assert_eq!(
         found(&violations),
         vec![(Invariant::Loyalty, Some("acc_other"), None)]

@@ -55,7 +55,7 @@ fn a_cancelled_order_still_counted_is_reported_by_order() {
 fn a_cancelled_order_stats_never_heard_of_is_consistent() {
     let mut s = consistent();
     s.stats_facts.retain(|f| f.order_id != "ord_3");
-    assert_eq!(settled(audit_account(&s)), vec![]);
+    assert_eq!(settled(audit_account(&s, None)), vec![]);
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn stats_totals_behind_their_own_facts_are_reported() {
     // The fact says counted, the totals never moved: one order half applied.
     let mut s = confirmed_order_stats_missed();
     s.stats_facts.push(fact("ord_6", FactStatus::Counted, 100));
-    let violations = settled(audit_account(&s));
+    let violations = settled(audit_account(&s, None));
     assert_eq!(
         found(&violations),
         vec![(Invariant::Stats, Some(ACC), None); 2],
@@ -141,7 +141,7 @@ fn stats_totals_counting_an_order_it_holds_no_fact_for_are_reported() {
     let mut s = consistent();
     s.stats.orders += 1;
     s.stats.revenue_cents += 5000;
-    let violations = settled(audit_account(&s));
+    let violations = settled(audit_account(&s, None));
     assert_eq!(
         found(&violations),
         vec![(Invariant::Stats, Some(ACC), None); 2]
