@@ -7,28 +7,64 @@ use futures::{StreamExt, TryStreamExt, stream};
 use crate::audit::{self, Finding, Listing, Moment, Sums};
 use crate::fetch::Api;
 use crate::model::{AccountSnapshot, Order, Totals};
+use crate::quiet::{self, Reading};
 use crate::{CheckError, CheckOptions, Report};
 
 /// Reads the whole system at `base_url` (e.g. `http://127.0.0.1:8080`) and reports every
-/// violation of the invariants. An `Err` means the system could not be read, never that an
+/// violation of the invariants, and what is still in flight. An `Err` means the system could
+/// not be read (or did not become quiet within [`CheckOptions::wait_quiet`]), never that an
 /// invariant is broken.
+///
+/// The steps: wait for quiet if asked; read `/progress` and `/stats`; read and audit each
+/// account; follow the acknowledged orders; read `/progress` and `/stats` again. Whether the
+/// two readings are quiet and the same decides how what was found is judged (see
+/// [`Moment`]).
 pub async fn check(
     http: &reqwest::Client,
     base_url: &str,
     options: &CheckOptions,
 ) -> Result<Report, CheckError> {
     let api = Api::new(http, base_url)?;
+    if let Some(timeout) = options.wait_quiet {
+        quiet::wait(&api, timeout).await?;
+    }
+    let before = Reading::take(&api).await?;
+
     let top_ups = TopUps::of(options);
     let mut accounts = api.account_ids().await?;
     top_ups.add_unlisted(&mut accounts);
     let audited = audit_accounts(&api, &accounts, &top_ups, options).await?;
-    let totals = api.totals().await?;
     let acknowledged = read_acknowledged(&api, options).await?;
 
+    let after = Reading::take(&api).await?;
+    let quiet = quiet::quiet_throughout(&before, &after);
+    let moment = Moment {
+        settled: options.expect_settled || quiet,
+        quiet,
+    };
+    let findings = gather(&accounts, &audited, &after.totals, &acknowledged);
+    let judged = audit::judge(findings, moment);
+    Ok(Report {
+        accounts: accounts.len(),
+        orders: audited.iter().map(|a| a.order_ids.len()).sum(),
+        quiet,
+        violations: judged.violations,
+        in_flight: judged.in_flight,
+    })
+}
+
+/// Every finding, in the order the report shows them: each account's, then the global
+/// `/stats`, then the acknowledged orders.
+fn gather(
+    accounts: &[String],
+    audited: &[AccountAudit],
+    totals: &Totals,
+    acknowledged: &[(&(String, String), Option<Order>)],
+) -> Vec<Finding> {
     let mut findings: Vec<Finding> = Vec::new();
     let mut summed = Sums::default();
     let mut listed: HashMap<&str, Listing<'_>> = HashMap::with_capacity(accounts.len());
-    for (account_id, audit) in accounts.iter().zip(&audited) {
+    for (account_id, audit) in accounts.iter().zip(audited) {
         summed.add(&audit.stats);
         findings.extend(audit.findings.iter().cloned());
         listed.insert(
@@ -38,8 +74,8 @@ pub async fn check(
             },
         );
     }
-    findings.extend(audit::audit_totals(&totals, &summed, accounts.len()));
-    for ((order_id, account_id), found) in &acknowledged {
+    findings.extend(audit::audit_totals(totals, &summed, accounts.len()));
+    for ((order_id, account_id), found) in acknowledged {
         findings.extend(audit::audit_acknowledged(
             order_id,
             account_id,
@@ -47,18 +83,7 @@ pub async fn check(
             listed.get(account_id.as_str()),
         ));
     }
-
-    let moment = Moment {
-        settled: options.expect_settled,
-        quiet: false,
-    };
-    let judged = audit::judge(findings, moment);
-    Ok(Report {
-        accounts: accounts.len(),
-        orders: audited.iter().map(|a| a.order_ids.len()).sum(),
-        violations: judged.violations,
-        in_flight: judged.in_flight,
-    })
+    findings
 }
 
 /// What is kept of one account once it has been audited: its findings and what the rules over

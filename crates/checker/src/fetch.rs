@@ -1,16 +1,24 @@
 //! Reading the public API: URLs, pages, and the answers that mean "nothing recorded".
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::CheckError;
-use crate::model::{AccountSnapshot, LedgerEntry, Order, Payment, StatsFact, Totals, Wallet};
+use crate::model::{
+    AccountSnapshot, LedgerEntry, Order, Payment, Progress, StatsFact, Totals, Wallet,
+};
 
 /// The largest page the API serves; the fewer round trips the better.
 const PAGE_LIMIT: &str = "1000";
+
+/// The longest one read may take. The services answer `503` after their own call timeout
+/// (2 s by default), so a read still unanswered after this long is a stuck system, and the
+/// checker says so rather than wait forever on a client without a timeout of its own.
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How much of an unexpected error body is kept in a [`CheckError`].
 const BODY_SHOWN_CHARS: usize = 300;
@@ -200,6 +208,14 @@ impl<'a> Api<'a> {
             .map(Option::unwrap_or_default)
     }
 
+    /// `GET /progress`, waiting at most `timeout` for the answer.
+    pub(crate) async fn progress(&self, timeout: Duration) -> Result<Progress, CheckError> {
+        let url = self.url(&["progress"], &[]);
+        self.get_url::<Progress>(url, Missing::IsError, timeout)
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
     /// `GET /orders/{id}`; `None` for a 404.
     pub(crate) async fn order(&self, order_id: &str) -> Result<Option<Order>, CheckError> {
         self.get::<Order>(&["orders", order_id], Missing::IsEmpty)
@@ -221,7 +237,10 @@ impl<'a> Api<'a> {
                 query.push(("after", after.as_str()));
             }
             let url = self.url(segments, &query);
-            let Some(page) = self.get_url::<P>(url.clone(), missing).await? else {
+            let Some(page) = self
+                .get_url::<P>(url.clone(), missing, READ_TIMEOUT)
+                .await?
+            else {
                 return Ok(items);
             };
             let (page_items, next) = page.into_parts();
@@ -246,14 +265,16 @@ impl<'a> Api<'a> {
         segments: &[&str],
         missing: Missing,
     ) -> Result<Option<T>, CheckError> {
-        self.get_url(self.url(segments, &[]), missing).await
+        self.get_url(self.url(segments, &[]), missing, READ_TIMEOUT)
+            .await
     }
 
-    /// One GET: `Ok(None)` for a 404 that means "nothing recorded".
+    /// One GET of at most `timeout`: `Ok(None)` for a 404 that means "nothing recorded".
     async fn get_url<T: DeserializeOwned>(
         &self,
         url: Url,
         missing: Missing,
+        timeout: Duration,
     ) -> Result<Option<T>, CheckError> {
         let shown = url.to_string();
         let unreachable = |e: reqwest::Error| CheckError::Unreachable {
@@ -264,6 +285,7 @@ impl<'a> Api<'a> {
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout)
             .send()
             .await
             .map_err(unreachable)?;

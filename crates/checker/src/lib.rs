@@ -34,13 +34,16 @@ pub mod audit;
 mod check;
 mod fetch;
 pub mod model;
+mod quiet;
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 
 pub use audit::{Listing, audit_account, audit_acknowledged, audit_totals};
 pub use check::check;
+pub use quiet::{not_quiet_reasons, wait_quiet};
 
 /// How to run a [`check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +66,15 @@ pub struct CheckOptions {
     /// `GET /accounts` does not list it. Empty (the default) leaves top-ups unchecked; the
     /// balance is checked against the wallet's own `top_ups_cents` either way.
     pub top_ups: Vec<(String, i64)>,
+    /// Wait up to this long for `GET /progress` to say quiet before reading anything; `None`
+    /// (the default) reads at once. A system not quiet in time is a
+    /// [`CheckError::NotQuiet`] that names what is still moving.
+    ///
+    /// For a command that waits by default and checks at once on request:
+    /// `wait_quiet: Some(timeout)` to wait; `wait_quiet: None, expect_settled: false` to check
+    /// at once, with what is still moving listed in [`Report::in_flight`]. Whether the system
+    /// was in fact quiet throughout is in [`Report::quiet`] either way.
+    pub wait_quiet: Option<Duration>,
 }
 
 impl Default for CheckOptions {
@@ -72,6 +84,7 @@ impl Default for CheckOptions {
             acknowledged: Vec::new(),
             concurrency: 8,
             top_ups: Vec::new(),
+            wait_quiet: None,
         }
     }
 }
@@ -83,6 +96,10 @@ pub struct Report {
     pub accounts: usize,
     /// Distinct orders listed under those accounts.
     pub orders: usize,
+    /// Whether `/progress` said quiet before and after the check's reads, with nothing moved
+    /// in between: the reads then saw one settled state, every difference is final, and a
+    /// hold left in a wallet is a leaked prepare.
+    pub quiet: bool,
     /// Every broken rule, grouped by account in the order the accounts were listed, then the
     /// global totals, then the acknowledged orders.
     pub violations: Vec<Violation>,
@@ -120,10 +137,14 @@ impl fmt::Display for Report {
             1 => f.write_str("1 violation")?,
             n => write!(f, "{n} violations")?,
         }
-        match self.in_flight.len() {
-            0 => Ok(()),
-            n => write!(f, "; {n} still in flight"),
+        if !self.in_flight.is_empty() {
+            write!(f, "; {} still in flight", self.in_flight.len())?;
         }
+        if !self.quiet && !self.violations.is_empty() {
+            // Settled was expected, but the system was moving: a violation may be a lag.
+            f.write_str(" (the system was not quiet while checked)")?;
+        }
+        Ok(())
     }
 }
 
@@ -246,4 +267,12 @@ pub enum CheckError {
     BadJson { url: String, detail: String },
     #[error("GET {url}: the listing does not advance: cursor {cursor:?} came back a second time")]
     Paging { url: String, cursor: String },
+    /// [`wait_quiet`] (or [`CheckOptions::wait_quiet`]) ran out of time.
+    #[error("the system did not become quiet within {waited_ms} ms: {still}")]
+    NotQuiet {
+        waited_ms: u64,
+        /// What was still not quiet at the last read, e.g. `stats is 3 events behind order's
+        /// feed (at 7 of 10)`.
+        still: String,
+    },
 }

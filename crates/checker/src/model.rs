@@ -6,6 +6,8 @@
 //! Fields the checker does not need are ignored, so additions to the API do not break it; a
 //! status it does not know is a decoding error, because guessing what it means could hide a bug.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// Where an order stands.
@@ -144,6 +146,28 @@ pub struct StatsFact {
 pub struct Totals {
     pub orders: i64,
     pub revenue_cents: i64,
+}
+
+/// `GET /progress`: whether the system is quiet (every event produced has been consumed and no
+/// two-phase commit is in doubt), and what each service said about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Progress {
+    pub quiet: bool,
+    /// By service name; a service that did not answer the gateway is absent.
+    pub services: BTreeMap<String, ServiceStatus>,
+}
+
+/// One service's part of [`Progress`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ServiceStatus {
+    /// The position of the last event in the service's outbox; `None` without one (strong
+    /// mode, or a service that produces no events).
+    #[serde(default)]
+    pub outbox_head: Option<i64>,
+    /// How far the service has consumed each feed, by the name of the feed's producer.
+    pub positions: BTreeMap<String, i64>,
+    /// Two-phase-commit entries prepared here and not yet committed or aborted.
+    pub in_doubt: i64,
 }
 
 /// Everything the services say about one account, read through the public API. The audit of

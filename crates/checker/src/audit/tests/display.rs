@@ -42,6 +42,7 @@ fn a_report_is_clean_only_without_violations() {
     let mut report = Report {
         accounts: 2,
         orders: 5,
+        quiet: true,
         violations: vec![],
         ..Report::default()
     };
@@ -62,6 +63,12 @@ fn a_report_is_clean_only_without_violations() {
     assert_eq!(
         report.to_string(),
         "checked 2 accounts and 5 orders: 1 violation"
+    );
+    // Settled was expected of a system that was moving: the summary warns a lag may be in it.
+    report.quiet = false;
+    assert_eq!(
+        report.to_string(),
+        "checked 2 accounts and 5 orders: 1 violation (the system was not quiet while checked)"
     );
 }
 
