@@ -15,6 +15,11 @@ use crate::model::{
 /// The largest page the API serves; the fewer round trips the better.
 const PAGE_LIMIT: &str = "1000";
 
+/// The most pages one listing may take: a million items at [`PAGE_LIMIT`] a page, some fifty
+/// times what a `converge bench` at its ceiling places in a run, and still a few hundred MB
+/// of orders held at most. A listing longer than that is a cursor that never ends.
+const PAGES_MAX: usize = 1_000;
+
 /// The longest one read may take. The services answer `503` after their own call timeout
 /// (2 s by default), so a read still unanswered after this long is a stuck system, and the
 /// checker says so rather than wait forever on a client without a timeout of its own.
@@ -231,7 +236,7 @@ impl<'a> Api<'a> {
         let mut items = Vec::new();
         let mut seen = HashSet::new();
         let mut after: Option<String> = None;
-        loop {
+        for _ in 0..PAGES_MAX {
             let mut query = vec![("limit", PAGE_LIMIT)];
             if let Some(after) = &after {
                 query.push(("after", after.as_str()));
@@ -258,6 +263,10 @@ impl<'a> Api<'a> {
                 }
             }
         }
+        Err(CheckError::TooManyPages {
+            url: self.url(segments, &[]).to_string(),
+            pages: PAGES_MAX,
+        })
     }
 
     async fn get<T: DeserializeOwned>(

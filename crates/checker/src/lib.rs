@@ -267,6 +267,8 @@ pub enum CheckError {
     BadJson { url: String, detail: String },
     #[error("GET {url}: the listing does not advance: cursor {cursor:?} came back a second time")]
     Paging { url: String, cursor: String },
+    #[error("GET {url}: the listing goes on after {pages} pages, more than the checker reads")]
+    TooManyPages { url: String, pages: usize },
     /// [`wait_quiet`] (or [`CheckOptions::wait_quiet`]) ran out of time.
     #[error("the system did not become quiet within {waited_ms} ms: {still}")]
     NotQuiet {
