@@ -2,33 +2,78 @@
 //!
 //! The checker reads a running system through its **public HTTP API only** — the same routes a
 //! user has — and verifies what must always be true (see "What must always be true" in the
-//! design brief):
+//! design brief), per order and per account:
 //!
-//! 1. [`Invariant::Stats`]: per account, Stats counts exactly the confirmed orders and their
-//!    revenue; `GET /stats` is the sum over every account.
-//! 2. [`Invariant::Loyalty`]: the points balance is the sum of the points of confirmed orders
-//!    (one per whole currency unit of the total); the ledger has at most one entry per order,
-//!    a `credited` one of the right points for every confirmed order, and none `credited` for a
-//!    cancelled or unknown order.
-//! 3. [`Invariant::Payment`]: exactly one `captured` payment of the order's total per confirmed
-//!    order, none for a cancelled or aborted one, at most one payment per order, and
-//!    `balance = top-ups − captures` (a refund gives back what was captured), never below zero.
-//! 4. [`Invariant::NoOrderLost`]: once the system is expected to be settled, no order is still
-//!    `accepted`, and every acknowledged order the caller names exists, belongs to its account
-//!    and ended `confirmed` or `cancelled`.
+//! 1. [`Invariant::Stats`]: each confirmed order is `counted` once at Stats
+//!    (`GET /stats/orders/{id}`) under its account with its total; a cancelled one is absent or
+//!    `reversed`. Each account's totals are the sum of those facts, and `GET /stats` the sum of
+//!    the accounts.
+//! 2. [`Invariant::Loyalty`]: each confirmed order has one `credited` ledger entry of its points
+//!    (one per whole currency unit of its total); a cancelled one none credited; never two
+//!    entries for one order. The points balance is the sum of the credited entries.
+//! 3. [`Invariant::Payment`]: each confirmed order has one `captured` payment of its total; a
+//!    cancelled or aborted one none; never two payments for one order. The wallet's
+//!    `balance = top-ups − captures + refunds`, never below zero; its top-ups are the ones
+//!    acknowledged to the caller (when it names them); what it holds for two-phase commits is
+//!    covered by the balance, and nothing once the system is quiet (a hold left is a leaked
+//!    prepare).
+//! 4. [`Invariant::NoOrderLost`]: each order is listed once, under its account, and ends
+//!    `confirmed` or `cancelled`; every acknowledged order the caller names exists there.
+//!
+//! Every violation names the invariant, the account and (when it concerns one) the order, and
+//! says what differs with both numbers.
+//!
+//! # In flight is not a violation
+//!
+//! A system in an eventual mode answers before it has applied an order everywhere. While it is
+//! not quiet, an order still `accepted`, or confirmed at Order and not yet applied at Stats,
+//! Loyalty or Payment, is listed in [`Report::in_flight`] with what is pending for it, not as a
+//! violation. What no lag explains (a confirmed order reversed at Stats, counted twice, a wrong
+//! total) is a violation at any moment. The check reads `GET /progress` before and after its
+//! reads; quiet at both with nothing moved in between ([`Report::quiet`]) makes every difference
+//! final. [`wait_quiet`], or [`CheckOptions::wait_quiet`], waits for that first:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), checker::CheckError> {
+//! use std::time::Duration;
+//!
+//! let http = reqwest::Client::new();
+//! // Wait for quiet (an error naming what still moves if it does not come), then check.
+//! let options = checker::CheckOptions {
+//!     wait_quiet: Some(Duration::from_secs(30)),
+//!     ..Default::default()
+//! };
+//! let report = checker::check(&http, "http://127.0.0.1:8080", &options).await?;
+//! for violation in &report.violations {
+//!     println!("{violation}");
+//! }
+//! // Or check at once, under load: what is still moving is listed, not counted against it.
+//! let at_once = checker::CheckOptions {
+//!     expect_settled: false,
+//!     ..Default::default()
+//! };
+//! let report = checker::check(&http, "http://127.0.0.1:8080", &at_once).await?;
+//! for entry in &report.in_flight {
+//!     println!("{entry}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # A tour
 //!
 //! It is *independent* on purpose: it depends on no other crate of the workspace, not even the
 //! shared `contracts`, and reads the JSON with its own minimal types ([`model`]). A bug in the
 //! shared types or in a service cannot make the checker agree with it.
 //!
-//! It is split in two: [`check`] fetches an [`AccountSnapshot`](model::AccountSnapshot) per
-//! account (a bounded number of accounts at a time), and the pure functions of [`audit`] turn
-//! snapshots into [`Violation`]s, so the rules are unit-tested without any server.
-//!
-//! The reads of one account are made one after the other, not at one instant. Against a system
-//! that is still taking orders for that account, a difference between two reads can be a race
-//! rather than a bug; run the check when the system is quiet (eventual modes) or when no order of
-//! the checked accounts is in flight (strong mode).
+//! - `check` (this crate's [`check`]) runs the steps: wait for quiet if asked, take a reading
+//!   of `/progress`, read and audit each account (a bounded number at a time), follow the
+//!   acknowledged orders, take a second reading, judge.
+//! - `fetch` reads the API: an [`AccountSnapshot`](model::AccountSnapshot) per account, every
+//!   page of each listing, a timeout on every read.
+//! - [`audit`] holds the rules as pure functions of snapshots, so they are unit-tested on
+//!   hand-built snapshots without any server; its module docs go on with the tour.
+//! - `quiet` reads `/progress`: waiting for quiet, and naming what is not.
 
 pub mod audit;
 mod check;
@@ -49,9 +94,10 @@ pub use quiet::{not_quiet_reasons, wait_quiet};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOptions {
     /// Whether every order must have reached every service: an order still `accepted`, or
-    /// one some service has not applied yet, is then a violation. True by default; false
-    /// reports such orders as still in flight ([`Report::in_flight`]) instead, for a check of
-    /// a system that is still busy.
+    /// one some service has not applied yet, is then a violation. True by default. False, for
+    /// a check of a system still busy, lists such orders in [`Report::in_flight`] instead, as
+    /// long as `/progress` shows the system moving; once it is quiet throughout the check
+    /// they are violations either way.
     pub expect_settled: bool,
     /// Orders the system acknowledged, as `(order_id, account_id)`: each must exist, belong to
     /// that account and (when settled is expected) be confirmed or cancelled.
@@ -141,7 +187,8 @@ impl fmt::Display for Report {
             write!(f, "; {} still in flight", self.in_flight.len())?;
         }
         if !self.quiet && !self.violations.is_empty() {
-            // Settled was expected, but the system was moving: a violation may be a lag.
+            // Worth knowing beside a violation: if settled was expected of a system still
+            // moving, the violation may be a lag.
             f.write_str(" (the system was not quiet while checked)")?;
         }
         Ok(())
