@@ -1,16 +1,29 @@
 //! Reading the public API: URLs, pages, and the answers that mean "nothing recorded".
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::CheckError;
-use crate::model::{AccountSnapshot, LedgerEntry, Order, Payment, Totals, Wallet};
+use crate::model::{
+    AccountSnapshot, LedgerEntry, Order, Payment, Progress, StatsFact, Totals, Wallet,
+};
 
 /// The largest page the API serves; the fewer round trips the better.
 const PAGE_LIMIT: &str = "1000";
+
+/// The most pages one listing may take: a million items at [`PAGE_LIMIT`] a page, some fifty
+/// times what a `converge bench` at its ceiling places in a run, and still a few hundred MB
+/// of orders held at most. A listing longer than that is a cursor that never ends.
+const PAGES_MAX: usize = 1_000;
+
+/// The longest one read may take. The services answer `503` after their own call timeout
+/// (2 s by default), so a read still unanswered after this long is a stuck system, and the
+/// checker says so rather than wait forever on a client without a timeout of its own.
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How much of an unexpected error body is kept in a [`CheckError`].
 const BODY_SHOWN_CHARS: usize = 300;
@@ -136,14 +149,12 @@ impl<'a> Api<'a> {
 
     /// Everything the services say about one account. A 404 on a per-account read means the
     /// service has recorded nothing for it (a wallet never topped up, an account without
-    /// orders), which reads as zero.
+    /// orders), which reads as zero. The order listing is read after the other services (see
+    /// [`AccountSnapshot`] for why), then Stats' fact of each listed order.
     pub(crate) async fn account_snapshot(
         &self,
         account_id: &str,
     ) -> Result<AccountSnapshot, CheckError> {
-        let orders = self
-            .list::<OrderPage>(&["accounts", account_id, "orders"], Missing::IsEmpty)
-            .await?;
         let stats = self
             .get::<Totals>(&["stats", "accounts", account_id], Missing::IsEmpty)
             .await?
@@ -162,10 +173,15 @@ impl<'a> Api<'a> {
         let payments = self
             .list::<PaymentPage>(&["wallets", account_id, "payments"], Missing::IsEmpty)
             .await?;
+        let orders = self
+            .list::<OrderPage>(&["accounts", account_id, "orders"], Missing::IsEmpty)
+            .await?;
+        let stats_facts = self.stats_facts(&orders).await?;
         Ok(AccountSnapshot {
             account_id: account_id.to_owned(),
             orders,
             stats,
+            stats_facts,
             points,
             ledger,
             wallet,
@@ -173,9 +189,34 @@ impl<'a> Api<'a> {
         })
     }
 
+    /// `GET /stats/orders/{id}` for each distinct order, one after the other: accounts are
+    /// already read `concurrency` at a time, and reading one account's facts in parallel too
+    /// would multiply the requests in flight beyond what the caller asked for.
+    async fn stats_facts(&self, orders: &[Order]) -> Result<Vec<StatsFact>, CheckError> {
+        let mut asked = HashSet::with_capacity(orders.len());
+        let mut facts = Vec::with_capacity(orders.len());
+        for order in orders.iter().filter(|o| asked.insert(o.id.as_str())) {
+            if let Some(fact) = self
+                .get::<StatsFact>(&["stats", "orders", &order.id], Missing::IsEmpty)
+                .await?
+            {
+                facts.push(fact);
+            }
+        }
+        Ok(facts)
+    }
+
     /// `GET /stats`.
     pub(crate) async fn totals(&self) -> Result<Totals, CheckError> {
         self.get::<Totals>(&["stats"], Missing::IsError)
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// `GET /progress`, waiting at most `timeout` for the answer.
+    pub(crate) async fn progress(&self, timeout: Duration) -> Result<Progress, CheckError> {
+        let url = self.url(&["progress"], &[]);
+        self.get_url::<Progress>(url, Missing::IsError, timeout)
             .await
             .map(Option::unwrap_or_default)
     }
@@ -195,13 +236,16 @@ impl<'a> Api<'a> {
         let mut items = Vec::new();
         let mut seen = HashSet::new();
         let mut after: Option<String> = None;
-        loop {
+        for _ in 0..PAGES_MAX {
             let mut query = vec![("limit", PAGE_LIMIT)];
             if let Some(after) = &after {
                 query.push(("after", after.as_str()));
             }
             let url = self.url(segments, &query);
-            let Some(page) = self.get_url::<P>(url.clone(), missing).await? else {
+            let Some(page) = self
+                .get_url::<P>(url.clone(), missing, READ_TIMEOUT)
+                .await?
+            else {
                 return Ok(items);
             };
             let (page_items, next) = page.into_parts();
@@ -219,6 +263,10 @@ impl<'a> Api<'a> {
                 }
             }
         }
+        Err(CheckError::TooManyPages {
+            url: self.url(segments, &[]).to_string(),
+            pages: PAGES_MAX,
+        })
     }
 
     async fn get<T: DeserializeOwned>(
@@ -226,14 +274,16 @@ impl<'a> Api<'a> {
         segments: &[&str],
         missing: Missing,
     ) -> Result<Option<T>, CheckError> {
-        self.get_url(self.url(segments, &[]), missing).await
+        self.get_url(self.url(segments, &[]), missing, READ_TIMEOUT)
+            .await
     }
 
-    /// One GET: `Ok(None)` for a 404 that means "nothing recorded".
+    /// One GET of at most `timeout`: `Ok(None)` for a 404 that means "nothing recorded".
     async fn get_url<T: DeserializeOwned>(
         &self,
         url: Url,
         missing: Missing,
+        timeout: Duration,
     ) -> Result<Option<T>, CheckError> {
         let shown = url.to_string();
         let unreachable = |e: reqwest::Error| CheckError::Unreachable {
@@ -244,6 +294,7 @@ impl<'a> Api<'a> {
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout)
             .send()
             .await
             .map_err(unreachable)?;

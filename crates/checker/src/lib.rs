@@ -2,57 +2,125 @@
 //!
 //! The checker reads a running system through its **public HTTP API only** — the same routes a
 //! user has — and verifies what must always be true (see "What must always be true" in the
-//! design brief):
+//! design brief), per order and per account:
 //!
-//! 1. [`Invariant::Stats`]: per account, Stats counts exactly the confirmed orders and their
-//!    revenue; `GET /stats` is the sum over every account.
-//! 2. [`Invariant::Loyalty`]: the points balance is the sum of the points of confirmed orders
-//!    (one per whole currency unit of the total); the ledger has at most one entry per order,
-//!    a `credited` one of the right points for every confirmed order, and none `credited` for a
-//!    cancelled or unknown order.
-//! 3. [`Invariant::Payment`]: exactly one `captured` payment of the order's total per confirmed
-//!    order, none for a cancelled or aborted one, at most one payment per order, and
-//!    `balance = top-ups − captures` (a refund gives back what was captured), never below zero.
-//! 4. [`Invariant::NoOrderLost`]: once the system is expected to be settled, no order is still
-//!    `accepted`, and every acknowledged order the caller names exists, belongs to its account
-//!    and ended `confirmed` or `cancelled`.
+//! 1. [`Invariant::Stats`]: each confirmed order is `counted` once at Stats
+//!    (`GET /stats/orders/{id}`) under its account with its total; a cancelled one is absent or
+//!    `reversed`. Each account's totals are the sum of those facts, and `GET /stats` the sum of
+//!    the accounts.
+//! 2. [`Invariant::Loyalty`]: each confirmed order has one `credited` ledger entry of its points
+//!    (one per whole currency unit of its total); a cancelled one none credited; never two
+//!    entries for one order. The points balance is the sum of the credited entries.
+//! 3. [`Invariant::Payment`]: each confirmed order has one `captured` payment of its total; a
+//!    cancelled or aborted one none; never two payments for one order. The wallet's
+//!    `balance = top-ups − captures + refunds`, never below zero; its top-ups are the ones
+//!    acknowledged to the caller (when it names them); what it holds for two-phase commits is
+//!    covered by the balance, and nothing once the system is quiet (a hold left is a leaked
+//!    prepare).
+//! 4. [`Invariant::NoOrderLost`]: each order is listed once, under its account, and ends
+//!    `confirmed` or `cancelled`; every acknowledged order the caller names exists there.
+//!
+//! Every violation names the invariant, the account and (when it concerns one) the order, and
+//! says what differs with both numbers.
+//!
+//! # In flight is not a violation
+//!
+//! A system in an eventual mode answers before it has applied an order everywhere. While it is
+//! not quiet, an order still `accepted`, or confirmed at Order and not yet applied at Stats,
+//! Loyalty or Payment, is listed in [`Report::in_flight`] with what is pending for it, not as a
+//! violation. What no lag explains (a confirmed order reversed at Stats, counted twice, a wrong
+//! total) is a violation at any moment. The check reads `GET /progress` before and after its
+//! reads; quiet at both with nothing moved in between ([`Report::quiet`]) makes every difference
+//! final. [`wait_quiet`], or [`CheckOptions::wait_quiet`], waits for that first:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), checker::CheckError> {
+//! use std::time::Duration;
+//!
+//! let http = reqwest::Client::new();
+//! // Wait for quiet (an error naming what still moves if it does not come), then check.
+//! let options = checker::CheckOptions {
+//!     wait_quiet: Some(Duration::from_secs(30)),
+//!     ..Default::default()
+//! };
+//! let report = checker::check(&http, "http://127.0.0.1:8080", &options).await?;
+//! for violation in &report.violations {
+//!     println!("{violation}");
+//! }
+//! // Or check at once, under load: what is still moving is listed, not counted against it.
+//! let at_once = checker::CheckOptions {
+//!     expect_settled: false,
+//!     ..Default::default()
+//! };
+//! let report = checker::check(&http, "http://127.0.0.1:8080", &at_once).await?;
+//! for entry in &report.in_flight {
+//!     println!("{entry}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # A tour
 //!
 //! It is *independent* on purpose: it depends on no other crate of the workspace, not even the
 //! shared `contracts`, and reads the JSON with its own minimal types ([`model`]). A bug in the
 //! shared types or in a service cannot make the checker agree with it.
 //!
-//! It is split in two: [`check`] fetches an [`AccountSnapshot`](model::AccountSnapshot) per
-//! account (a bounded number of accounts at a time), and the pure functions of [`audit`] turn
-//! snapshots into [`Violation`]s, so the rules are unit-tested without any server.
-//!
-//! The reads of one account are made one after the other, not at one instant. Against a system
-//! that is still taking orders for that account, a difference between two reads can be a race
-//! rather than a bug; run the check when the system is quiet (eventual modes) or when no order of
-//! the checked accounts is in flight (strong mode).
+//! - `check` (this crate's [`check`]) runs the steps: wait for quiet if asked, take a reading
+//!   of `/progress`, read and audit each account (a bounded number at a time), follow the
+//!   acknowledged orders, take a second reading, judge.
+//! - `fetch` reads the API: an [`AccountSnapshot`](model::AccountSnapshot) per account, every
+//!   page of each listing, a timeout on every read.
+//! - [`audit`] holds the rules as pure functions of snapshots, so they are unit-tested on
+//!   hand-built snapshots without any server; its module docs go on with the tour.
+//! - `quiet` reads `/progress`: waiting for quiet, and naming what is not.
 
 pub mod audit;
+mod check;
 mod fetch;
 pub mod model;
+mod quiet;
 
-use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
-pub use audit::{Listing, audit_account, audit_acknowledged, audit_totals, confirmed_totals};
+pub use audit::{Listing, audit_account, audit_acknowledged, audit_totals};
+pub use check::check;
+pub use quiet::{not_quiet_reasons, wait_quiet};
 
 /// How to run a [`check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOptions {
-    /// Whether every order must have reached its final status: an `accepted` order is then a
-    /// violation. True by default; eventual modes are only checked once the system is quiet.
+    /// Whether every order must have reached every service: an order still `accepted`, or
+    /// one some service has not applied yet, is then a violation. True by default. False, for
+    /// a check of a system still busy, lists such orders in [`Report::in_flight`] instead, as
+    /// long as `/progress` shows the system moving; once it is quiet throughout the check
+    /// they are violations either way.
     pub expect_settled: bool,
     /// Orders the system acknowledged, as `(order_id, account_id)`: each must exist, belong to
     /// that account and (when settled is expected) be confirmed or cancelled.
     pub acknowledged: Vec<(String, String)>,
     /// How many accounts (and acknowledged orders) are read at the same time; 0 counts as 1.
+    /// One account's own reads go one after the other, so this is also how many requests are
+    /// in flight at most.
     pub concurrency: usize,
+    /// Every top-up the system acknowledged (answered `201`), as `(account_id, amount_cents)`.
+    /// When not empty, each audited account's `top_ups_cents` must equal the sum of its
+    /// entries (0 for an account not named), and an account named here is audited even if
+    /// `GET /accounts` does not list it. Empty (the default) leaves top-ups unchecked; the
+    /// balance is checked against the wallet's own `top_ups_cents` either way.
+    pub top_ups: Vec<(String, i64)>,
+    /// Wait up to this long for `GET /progress` to say quiet before reading anything; `None`
+    /// (the default) reads at once. A system not quiet in time is a
+    /// [`CheckError::NotQuiet`] that names what is still moving.
+    ///
+    /// For a command that waits by default and checks at once on request:
+    /// `wait_quiet: Some(timeout)` to wait; `wait_quiet: None, expect_settled: false` to check
+    /// at once, with what is still moving listed in [`Report::in_flight`]. Whether the system
+    /// was in fact quiet throughout is in [`Report::quiet`] either way.
+    pub wait_quiet: Option<Duration>,
 }
 
 impl Default for CheckOptions {
@@ -61,6 +129,8 @@ impl Default for CheckOptions {
             expect_settled: true,
             acknowledged: Vec::new(),
             concurrency: 8,
+            top_ups: Vec::new(),
+            wait_quiet: None,
         }
     }
 }
@@ -68,19 +138,31 @@ impl Default for CheckOptions {
 /// What a [`check`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Accounts listed by `GET /accounts` and audited.
+    /// Accounts audited: those `GET /accounts` lists, then any other the caller topped up.
     pub accounts: usize,
     /// Distinct orders listed under those accounts.
     pub orders: usize,
+    /// Whether `/progress` said quiet before and after the check's reads, with nothing moved
+    /// in between: the reads then saw one settled state, every difference is final, and a
+    /// hold left in a wallet is a leaked prepare.
+    pub quiet: bool,
     /// Every broken rule, grouped by account in the order the accounts were listed, then the
     /// global totals, then the acknowledged orders.
     pub violations: Vec<Violation>,
+    /// What the system has not finished applying, in the same order: differences a lag
+    /// explains, while the system is not settled. Not violations.
+    pub in_flight: Vec<InFlight>,
 }
 
 impl Report {
-    /// True when no invariant is broken.
+    /// True when no invariant is broken. Orders still in flight do not make a report unclean.
     pub fn is_clean(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// True when no invariant is broken and nothing is still in flight: every service agrees.
+    pub fn is_settled(&self) -> bool {
+        self.is_clean() && self.in_flight.is_empty()
     }
 }
 
@@ -97,10 +179,19 @@ impl fmt::Display for Report {
             plural(self.orders)
         )?;
         match self.violations.len() {
-            0 => f.write_str("every invariant holds"),
-            1 => f.write_str("1 violation"),
-            n => write!(f, "{n} violations"),
+            0 => f.write_str("every invariant holds")?,
+            1 => f.write_str("1 violation")?,
+            n => write!(f, "{n} violations")?,
         }
+        if !self.in_flight.is_empty() {
+            write!(f, "; {} still in flight", self.in_flight.len())?;
+        }
+        if !self.quiet && !self.violations.is_empty() {
+            // Worth knowing beside a violation: if settled was expected of a system still
+            // moving, the violation may be a lag.
+            f.write_str(" (the system was not quiet while checked)")?;
+        }
+        Ok(())
     }
 }
 
@@ -154,40 +245,56 @@ pub struct Violation {
     pub message: String,
 }
 
-impl Violation {
-    fn new(
-        invariant: Invariant,
-        account_id: Option<&str>,
-        order_id: Option<&str>,
-        message: String,
-    ) -> Self {
-        Self {
-            invariant,
-            account_id: account_id.map(str::to_owned),
-            order_id: order_id.map(str::to_owned),
-            message,
-        }
-    }
-}
-
 impl fmt::Display for Violation {
     /// One line, e.g. `stats: account acc_1: counts 3 orders, 4 are confirmed`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut line = format!("{}: ", self.invariant);
-        match &self.account_id {
-            Some(account) => line.push_str(&format!("account {account}: ")),
-            None => line.push_str("all accounts: "),
-        }
-        if let Some(order) = &self.order_id {
-            line.push_str(&format!("order {order}: "));
-        }
-        line.push_str(&self.message);
-        // One line even if a service put a line break in an id.
-        if line.contains(['\n', '\r']) {
-            line = line.replace("\r\n", " ").replace(['\n', '\r'], " ");
-        }
-        f.write_str(&line)
+        let head = self.invariant.to_string();
+        one_line(f, &head, &self.account_id, &self.order_id, &self.message)
     }
+}
+
+/// An order (or an account's sum) some service has not finished applying while the system is
+/// busy: not a violation, and what is pending for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InFlight {
+    /// `None` for the global `/stats`.
+    pub account_id: Option<String>,
+    /// `None` for a sum over the whole account.
+    pub order_id: Option<String>,
+    /// Each difference still pending, e.g. `still accepted, not yet confirmed or cancelled`.
+    pub pending: Vec<String>,
+}
+
+impl fmt::Display for InFlight {
+    /// One line, e.g. `in flight: account acc_1: order ord_6: still accepted, …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pending = self.pending.join("; ");
+        one_line(f, "in flight", &self.account_id, &self.order_id, &pending)
+    }
+}
+
+/// `head: account A: order O: message`, on one line even if a service put a line break in an
+/// id.
+fn one_line(
+    f: &mut fmt::Formatter<'_>,
+    head: &str,
+    account_id: &Option<String>,
+    order_id: &Option<String>,
+    message: &str,
+) -> fmt::Result {
+    let mut line = format!("{head}: ");
+    match account_id {
+        Some(account) => line.push_str(&format!("account {account}: ")),
+        None => line.push_str("all accounts: "),
+    }
+    if let Some(order) = order_id {
+        line.push_str(&format!("order {order}: "));
+    }
+    line.push_str(message);
+    if line.contains(['\n', '\r']) {
+        line = line.replace("\r\n", " ").replace(['\n', '\r'], " ");
+    }
+    f.write_str(&line)
 }
 
 /// The system could not be read, so nothing can be said about the invariants.
@@ -207,113 +314,14 @@ pub enum CheckError {
     BadJson { url: String, detail: String },
     #[error("GET {url}: the listing does not advance: cursor {cursor:?} came back a second time")]
     Paging { url: String, cursor: String },
-}
-
-/// Reads the whole system at `base_url` (e.g. `http://127.0.0.1:8080`) and reports every
-/// violation of the invariants. An `Err` means the system could not be read, never that an
-/// invariant is broken.
-pub async fn check(
-    http: &reqwest::Client,
-    base_url: &str,
-    options: &CheckOptions,
-) -> Result<Report, CheckError> {
-    let api = fetch::Api::new(http, base_url)?;
-    let concurrency = options.concurrency.max(1);
-
-    let accounts = api.account_ids().await?;
-
-    // Each account is fetched and audited as it arrives, keeping only what the global checks
-    // need, so memory stays small however many orders an account has.
-    let mut audited: Vec<(usize, AccountAudit)> = stream::iter(accounts.iter().enumerate())
-        .map(|(index, account_id)| {
-            let api = &api;
-            async move {
-                let snapshot = api.account_snapshot(account_id).await?;
-                Ok::<_, CheckError>((index, AccountAudit::of(&snapshot, options.expect_settled)))
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
-    audited.sort_by_key(|(index, _)| *index);
-
-    let mut report = Report {
-        accounts: accounts.len(),
-        ..Report::default()
-    };
-    let mut confirmed_orders: i128 = 0;
-    let mut revenue_cents: i128 = 0;
-    let mut listed: HashMap<&str, Listing> = HashMap::with_capacity(accounts.len());
-    for (index, audit) in &audited {
-        report.orders += audit.order_ids.len();
-        confirmed_orders += audit.confirmed_orders;
-        revenue_cents += audit.revenue_cents;
-        report.violations.extend(audit.violations.iter().cloned());
-        listed.insert(
-            accounts[*index].as_str(),
-            Listing {
-                order_ids: &audit.order_ids,
-            },
-        );
-    }
-
-    let totals = api.totals().await?;
-    report.violations.extend(audit_totals(
-        &totals,
-        confirmed_orders,
-        revenue_cents,
-        accounts.len(),
-    ));
-
-    let mut acknowledged: Vec<&(String, String)> = Vec::with_capacity(options.acknowledged.len());
-    {
-        let mut seen = std::collections::HashSet::with_capacity(options.acknowledged.len());
-        for pair in &options.acknowledged {
-            if seen.insert(pair) {
-                acknowledged.push(pair);
-            }
-        }
-    }
-    let mut found: Vec<(usize, Option<model::Order>)> =
-        stream::iter(acknowledged.iter().enumerate())
-            .map(|(index, (order_id, _))| {
-                let api = &api;
-                async move { Ok::<_, CheckError>((index, api.order(order_id).await?)) }
-            })
-            .buffer_unordered(concurrency)
-            .try_collect()
-            .await?;
-    found.sort_by_key(|(index, _)| *index);
-    for (index, order) in &found {
-        let (order_id, account_id) = acknowledged[*index];
-        report.violations.extend(audit_acknowledged(
-            order_id,
-            account_id,
-            order.as_ref(),
-            listed.get(account_id.as_str()),
-            options.expect_settled,
-        ));
-    }
-
-    Ok(report)
-}
-
-/// What is kept of one account once it has been audited.
-struct AccountAudit {
-    violations: Vec<Violation>,
-    confirmed_orders: i128,
-    revenue_cents: i128,
-    order_ids: std::collections::HashSet<String>,
-}
-
-impl AccountAudit {
-    fn of(snapshot: &model::AccountSnapshot, expect_settled: bool) -> Self {
-        let (confirmed_orders, revenue_cents) = confirmed_totals(snapshot);
-        Self {
-            violations: audit_account(snapshot, expect_settled),
-            confirmed_orders,
-            revenue_cents,
-            order_ids: snapshot.orders.iter().map(|o| o.id.clone()).collect(),
-        }
-    }
+    #[error("GET {url}: the listing goes on after {pages} pages, more than the checker reads")]
+    TooManyPages { url: String, pages: usize },
+    /// [`wait_quiet`] (or [`CheckOptions::wait_quiet`]) ran out of time.
+    #[error("the system did not become quiet within {waited_ms} ms: {still}")]
+    NotQuiet {
+        waited_ms: u64,
+        /// What was still not quiet at the last read, e.g. `stats is 3 events behind order's
+        /// feed (at 7 of 10)`.
+        still: String,
+    },
 }

@@ -6,6 +6,8 @@
 //! Fields the checker does not need are ignored, so additions to the API do not break it; a
 //! status it does not know is a decoding error, because guessing what it means could hide a bug.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// Where an order stands.
@@ -111,6 +113,34 @@ pub struct LedgerEntry {
     pub status: LedgerStatus,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FactStatus {
+    /// In the totals.
+    Counted,
+    /// Taken out of the totals (or never put in) because the order was cancelled.
+    Reversed,
+}
+
+impl FactStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactStatus::Counted => "counted",
+            FactStatus::Reversed => "reversed",
+        }
+    }
+}
+
+/// `GET /stats/orders/{order_id}`: how Stats holds one order it has applied (a 404 until it
+/// has, and for a two-phase commit still pending).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StatsFact {
+    pub order_id: String,
+    pub account_id: String,
+    pub total_cents: i64,
+    pub status: FactStatus,
+}
+
 /// What Stats counts: `GET /stats`, or one account's part of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Totals {
@@ -118,8 +148,35 @@ pub struct Totals {
     pub revenue_cents: i64,
 }
 
+/// `GET /progress`: whether the system is quiet (every event produced has been consumed and no
+/// two-phase commit is in doubt), and what each service said about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Progress {
+    pub quiet: bool,
+    /// By service name; a service that did not answer the gateway is absent.
+    pub services: BTreeMap<String, ServiceStatus>,
+}
+
+/// One service's part of [`Progress`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ServiceStatus {
+    /// The position of the last event in the service's outbox; `None` without one (strong
+    /// mode, or a service that produces no events).
+    #[serde(default)]
+    pub outbox_head: Option<i64>,
+    /// How far the service has consumed each feed, by the name of the feed's producer.
+    pub positions: BTreeMap<String, i64>,
+    /// Two-phase-commit entries prepared here and not yet committed or aborted.
+    pub in_doubt: i64,
+}
+
 /// Everything the services say about one account, read through the public API. The audit of
 /// an account is a pure function of this.
+///
+/// The reads are made one after the other, the orders last but for Stats' facts: a service
+/// applies an order only after Order has written it, so every order that another service's
+/// read shows is already in the listing, and an effect for an order not listed is never a
+/// race.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountSnapshot {
     pub account_id: String,
@@ -127,6 +184,9 @@ pub struct AccountSnapshot {
     pub orders: Vec<Order>,
     /// `GET /stats/accounts/{id}`.
     pub stats: Totals,
+    /// `GET /stats/orders/{order_id}` of each listed order that Stats answers for (a 404 is
+    /// left out).
+    pub stats_facts: Vec<StatsFact>,
     /// `GET /loyalty/{id}`: the points balance.
     pub points: i64,
     /// `GET /loyalty/{id}/ledger`, every page.

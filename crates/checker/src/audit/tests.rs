@@ -1,6 +1,21 @@
+//! The rules on hand-built snapshots whose answer is known: [`consistent`] is an account where
+//! everything adds up, and each test breaks it in one way and checks that exactly that is
+//! reported, naming the invariant, the account and the order.
+
 use super::*;
-use crate::model::{LedgerEntry, Payment, Wallet};
-use crate::{Report, Violation};
+use crate::model::{
+    FactStatus, LedgerEntry, LedgerStatus, Payment, PaymentStatus, StatsFact, Wallet,
+};
+use crate::{InFlight, Report, Violation};
+
+mod acknowledged;
+mod display;
+mod global;
+mod in_flight;
+mod loyalty;
+mod orders;
+mod payment;
+mod stats;
 
 const ACC: &str = "acc_1";
 
@@ -11,6 +26,15 @@ fn order(id: &str, status: OrderStatus, total_cents: i64) -> Order {
         status,
         total_cents,
         points: total_cents / 100,
+    }
+}
+
+fn fact(order_id: &str, status: FactStatus, total_cents: i64) -> StatsFact {
+    StatsFact {
+        order_id: order_id.to_owned(),
+        account_id: ACC.to_owned(),
+        total_cents,
+        status,
     }
 }
 
@@ -32,10 +56,11 @@ fn payment(order_id: &str, status: PaymentStatus, amount_cents: i64) -> Payment 
 }
 
 /// An account where everything adds up, with every kind of order: two confirmed, one cancelled
-/// on a declined payment (points reversed), one cancelled after a capture (refunded, points
-/// reversed), and one cancelled before anything was applied.
+/// on a declined payment (counted and credited at placement, then reversed), one cancelled
+/// after a capture (refunded, reversed), and one cancelled before anything was applied.
 fn consistent() -> AccountSnapshot {
-    use LedgerStatus::*;
+    use FactStatus::Counted;
+    use LedgerStatus::Credited;
     use OrderStatus::*;
     use PaymentStatus::*;
     AccountSnapshot {
@@ -51,12 +76,18 @@ fn consistent() -> AccountSnapshot {
             orders: 2,
             revenue_cents: 1250 + 999,
         },
+        stats_facts: vec![
+            fact("ord_1", Counted, 1250),
+            fact("ord_2", Counted, 999),
+            fact("ord_3", FactStatus::Reversed, 5000),
+            fact("ord_4", FactStatus::Reversed, 700),
+        ],
         points: 12 + 9,
         ledger: vec![
             entry("ord_1", Credited, 12),
             entry("ord_2", Credited, 9),
-            entry("ord_3", Reversed, 50),
-            entry("ord_4", Reversed, 7),
+            entry("ord_3", LedgerStatus::Reversed, 50),
+            entry("ord_4", LedgerStatus::Reversed, 7),
         ],
         wallet: Wallet {
             balance_cents: 10_000 - 1250 - 999,
@@ -72,6 +103,24 @@ fn consistent() -> AccountSnapshot {
     }
 }
 
+/// The moment of a check: settled and quiet, or busy (neither).
+fn moment(settled: bool) -> Moment {
+    Moment {
+        settled,
+        quiet: settled,
+    }
+}
+
+/// The violations of `findings` judged once the system is settled and quiet.
+fn settled(findings: Vec<Finding>) -> Vec<Violation> {
+    judge(findings, moment(true)).violations
+}
+
+/// `findings` judged while the system is busy: not settled, not quiet.
+fn busy(findings: Vec<Finding>) -> Judged {
+    judge(findings, moment(false))
+}
+
 /// (invariant, account, order) of each violation, in the order reported.
 fn found(violations: &[Violation]) -> Vec<(Invariant, Option<&str>, Option<&str>)> {
     violations
@@ -83,13 +132,39 @@ fn found(violations: &[Violation]) -> Vec<(Invariant, Option<&str>, Option<&str>
 /// Audits `snapshot` (settled expected) and asserts exactly one violation, of `invariant`, about
 /// `order` in account ACC; returns its message.
 fn only_violation(snapshot: &AccountSnapshot, invariant: Invariant, order: Option<&str>) -> String {
-    let violations = audit_account(snapshot, true);
+    only_violation_with(snapshot, None, invariant, order)
+}
+
+/// [`only_violation`] with the caller's top-ups for ACC.
+fn only_violation_with(
+    snapshot: &AccountSnapshot,
+    top_ups_cents: Option<i128>,
+    invariant: Invariant,
+    order: Option<&str>,
+) -> String {
+    let violations = settled(audit_account(snapshot, top_ups_cents));
     assert_eq!(
         found(&violations),
         vec![(invariant, Some(ACC), order)],
         "violations: {violations:#?}"
     );
     violations[0].message.clone()
+}
+
+/// An entry still in flight.
+fn in_flight(account: &str, order: Option<&str>, pending: &[&str]) -> InFlight {
+    InFlight {
+        account_id: Some(account.to_owned()),
+        order_id: order.map(str::to_owned),
+        pending: pending.iter().map(|p| (*p).to_owned()).collect(),
+    }
+}
+
+fn fact_mut<'a>(s: &'a mut AccountSnapshot, order_id: &str) -> &'a mut StatsFact {
+    s.stats_facts
+        .iter_mut()
+        .find(|f| f.order_id == order_id)
+        .unwrap()
 }
 
 fn credited_mut<'a>(s: &'a mut AccountSnapshot, order_id: &str) -> &'a mut LedgerEntry {
@@ -107,11 +182,13 @@ fn payment_mut<'a>(s: &'a mut AccountSnapshot, order_id: &str) -> &'a mut Paymen
 }
 
 #[test]
-fn a_consistent_account_has_no_violation() {
+fn a_consistent_account_has_no_violation_and_nothing_in_flight() {
     let snapshot = consistent();
-    assert_eq!(audit_account(&snapshot, true), vec![]);
-    assert_eq!(audit_account(&snapshot, false), vec![]);
-    assert_eq!(confirmed_totals(&snapshot), (2, 1250 + 999));
+    assert_eq!(
+        judge(audit_account(&snapshot, None), moment(true)),
+        Judged::default()
+    );
+    assert_eq!(busy(audit_account(&snapshot, None)), Judged::default());
 }
 
 #[test]
@@ -120,494 +197,6 @@ fn an_empty_account_is_consistent() {
         account_id: ACC.to_owned(),
         ..AccountSnapshot::default()
     };
-    assert_eq!(audit_account(&snapshot, true), vec![]);
-    assert_eq!(confirmed_totals(&snapshot), (0, 0));
-}
-
-// 1. Stats
-
-#[test]
-fn stats_counting_one_order_too_many_is_reported_with_both_counts() {
-    let mut s = consistent();
-    s.stats.orders = 3;
-    let message = only_violation(&s, Invariant::Stats, None);
-    assert_eq!(message, "counts 3 orders, 2 are confirmed");
-}
-
-#[test]
-fn stats_missing_a_confirmed_order_is_reported() {
-    let mut s = consistent();
-    s.orders.push(order("ord_6", OrderStatus::Confirmed, 100));
-    s.points += 1;
-    s.ledger.push(entry("ord_6", LedgerStatus::Credited, 1));
-    s.payments
-        .push(payment("ord_6", PaymentStatus::Captured, 100));
-    s.wallet.balance_cents -= 100;
-    // Stats still says 2 orders and the old revenue: two violations, count and revenue.
-    let violations = audit_account(&s, true);
-    assert_eq!(
-        found(&violations),
-        vec![(Invariant::Stats, Some(ACC), None); 2],
-        "{violations:#?}"
-    );
-    assert!(violations[1].message.contains(&format!("{}", 1250 + 999)));
-    assert!(
-        violations[1]
-            .message
-            .contains(&format!("{}", 1250 + 999 + 100))
-    );
-}
-
-#[test]
-fn stats_revenue_off_is_reported_with_both_sums() {
-    let mut s = consistent();
-    s.stats.revenue_cents += 1;
-    let message = only_violation(&s, Invariant::Stats, None);
-    assert!(message.contains("2250"), "{message}");
-    assert!(message.contains("2249"), "{message}");
-}
-
-#[test]
-fn stats_counting_a_cancelled_order_is_reported() {
-    let mut s = consistent();
-    s.stats.orders += 1;
-    s.stats.revenue_cents += 5000;
-    let violations = audit_account(&s, true);
-    assert_eq!(
-        found(&violations),
-        vec![(Invariant::Stats, Some(ACC), None); 2]
-    );
-}
-
-// 2. Loyalty
-
-#[test]
-fn a_ledger_entry_twice_is_reported_as_counted_twice() {
-    let mut s = consistent();
-    s.ledger.push(entry("ord_1", LedgerStatus::Credited, 12));
-    let message = only_violation(&s, Invariant::Loyalty, Some("ord_1"));
-    assert!(message.contains("counted twice"), "{message}");
-    assert!(message.starts_with("2 ledger entries"), "{message}");
-}
-
-#[test]
-fn a_credited_and_a_reversed_entry_for_one_order_are_two_entries() {
-    let mut s = consistent();
-    s.ledger.push(entry("ord_3", LedgerStatus::Reversed, 50));
-    only_violation(&s, Invariant::Loyalty, Some("ord_3"));
-}
-
-#[test]
-fn a_confirmed_order_without_a_ledger_entry_is_reported() {
-    let mut s = consistent();
-    s.ledger.retain(|e| e.order_id != "ord_2");
-    let message = only_violation(&s, Invariant::Loyalty, Some("ord_2"));
-    assert!(message.contains("none found"), "{message}");
-}
-
-#[test]
-fn a_confirmed_order_with_only_a_reversed_entry_is_reported() {
-    let mut s = consistent();
-    credited_mut(&mut s, "ord_2").status = LedgerStatus::Reversed;
-    let message = only_violation(&s, Invariant::Loyalty, Some("ord_2"));
-    assert!(message.contains("found: reversed"), "{message}");
-}
-
-#[test]
-fn a_credited_entry_with_the_wrong_points_is_reported() {
-    let mut s = consistent();
-    credited_mut(&mut s, "ord_1").points = 13;
-    let message = only_violation(&s, Invariant::Loyalty, Some("ord_1"));
-    assert!(message.contains("credits 13 points"), "{message}");
-    assert!(message.contains("earns 12"), "{message}");
-}
-
-#[test]
-fn a_points_balance_off_is_reported_with_both_numbers() {
-    let mut s = consistent();
-    s.points = 22;
-    let message = only_violation(&s, Invariant::Loyalty, None);
-    assert_eq!(message, "has 22 points, the confirmed orders earn 21");
-}
-
-#[test]
-fn points_count_whole_currency_units_only() {
-    let mut s = consistent();
-    // 1250 + 999 cents is 22.49 units, but each order earns its own whole units: 12 + 9.
-    s.points = (1250 + 999) / 100;
-    only_violation(&s, Invariant::Loyalty, None);
-}
-
-#[test]
-fn an_order_showing_the_wrong_points_is_reported() {
-    let mut s = consistent();
-    s.orders[0].points = 13;
-    let message = only_violation(&s, Invariant::Loyalty, Some("ord_1"));
-    assert!(message.contains("13 points"), "{message}");
-    assert!(message.contains("earns 12"), "{message}");
-}
-
-#[test]
-fn a_credited_entry_for_a_cancelled_order_is_reported() {
-    let mut s = consistent();
-    credited_mut(&mut s, "ord_3").status = LedgerStatus::Credited;
-    let message = only_violation(&s, Invariant::Loyalty, Some("ord_3"));
-    assert!(message.contains("cancelled"), "{message}");
-}
-
-#[test]
-fn a_credited_entry_for_an_unknown_order_is_reported() {
-    let mut s = consistent();
-    s.ledger.push(entry("ord_ghost", LedgerStatus::Credited, 3));
-    let message = only_violation(&s, Invariant::Loyalty, Some("ord_ghost"));
-    assert!(
-        message.contains("not among the account's 5 orders"),
-        "{message}"
-    );
-}
-
-// 3. Payment
-
-#[test]
-fn a_captured_payment_for_a_cancelled_order_is_reported() {
-    let mut s = consistent();
-    payment_mut(&mut s, "ord_3").status = PaymentStatus::Captured;
-    s.wallet.balance_cents -= 5000; // the wallet agrees; the capture itself is the violation
-    let message = only_violation(&s, Invariant::Payment, Some("ord_3"));
-    assert!(
-        message.contains("captured 5000 cents for a cancelled order"),
-        "{message}"
-    );
-}
-
-#[test]
-fn a_captured_payment_for_an_unknown_order_is_reported() {
-    let mut s = consistent();
-    s.payments
-        .push(payment("ord_aborted", PaymentStatus::Captured, 500));
-    s.wallet.balance_cents -= 500;
-    let message = only_violation(&s, Invariant::Payment, Some("ord_aborted"));
-    assert!(message.contains("aborted or unknown"), "{message}");
-}
-
-#[test]
-fn a_declined_or_refunded_payment_for_an_unknown_order_moves_no_money() {
-    let mut s = consistent();
-    s.payments
-        .push(payment("ord_x", PaymentStatus::Declined, 500));
-    s.payments
-        .push(payment("ord_y", PaymentStatus::Refunded, 500));
-    assert_eq!(audit_account(&s, true), vec![]);
-}
-
-#[test]
-fn two_payments_for_one_order_are_reported() {
-    let mut s = consistent();
-    s.payments
-        .push(payment("ord_1", PaymentStatus::Declined, 1250));
-    let message = only_violation(&s, Invariant::Payment, Some("ord_1"));
-    assert!(message.starts_with("2 payments"), "{message}");
-}
-
-#[test]
-fn two_captures_for_one_order_are_reported_and_counted_in_the_balance() {
-    let mut s = consistent();
-    s.payments
-        .push(payment("ord_1", PaymentStatus::Captured, 1250));
-    // The wallet shows a single capture: the second one is both a duplicate and a balance gap.
-    let violations = audit_account(&s, true);
-    assert_eq!(
-        found(&violations),
-        vec![
-            (Invariant::Payment, Some(ACC), Some("ord_1")),
-            (Invariant::Payment, Some(ACC), None),
-        ],
-        "{violations:#?}"
-    );
-}
-
-#[test]
-fn a_confirmed_order_without_a_captured_payment_is_reported() {
-    let mut s = consistent();
-    payment_mut(&mut s, "ord_2").status = PaymentStatus::Declined;
-    s.wallet.balance_cents += 999;
-    let message = only_violation(&s, Invariant::Payment, Some("ord_2"));
-    assert!(message.contains("found: declined"), "{message}");
-}
-
-#[test]
-fn a_confirmed_order_with_no_payment_at_all_is_reported() {
-    let mut s = consistent();
-    s.payments.retain(|p| p.order_id != "ord_2");
-    s.wallet.balance_cents += 999;
-    let message = only_violation(&s, Invariant::Payment, Some("ord_2"));
-    assert!(message.contains("none found"), "{message}");
-}
-
-#[test]
-fn a_capture_of_the_wrong_amount_is_reported_with_both_amounts() {
-    let mut s = consistent();
-    payment_mut(&mut s, "ord_1").amount_cents = 1200;
-    s.wallet.balance_cents += 50;
-    let message = only_violation(&s, Invariant::Payment, Some("ord_1"));
-    assert_eq!(
-        message,
-        "captured 1200 cents, the order's total is 1250 cents"
-    );
-}
-
-#[test]
-fn a_balance_that_does_not_add_up_is_reported_with_both_numbers() {
-    let mut s = consistent();
-    s.wallet.balance_cents += 1;
-    let message = only_violation(&s, Invariant::Payment, None);
-    assert!(
-        message.starts_with("balance is 7752 cents, expected 7751"),
-        "{message}"
-    );
-}
-
-#[test]
-fn a_refund_that_did_not_give_the_money_back_is_a_balance_mismatch() {
-    let mut s = consistent();
-    s.wallet.balance_cents -= 700;
-    only_violation(&s, Invariant::Payment, None);
-}
-
-#[test]
-fn a_negative_balance_is_reported_even_when_it_adds_up() {
-    let mut s = consistent();
-    s.wallet.top_ups_cents = 0;
-    s.wallet.balance_cents = -(1250 + 999);
-    let message = only_violation(&s, Invariant::Payment, None);
-    assert!(message.contains("-2249"), "{message}");
-    assert!(message.contains("below"), "{message}");
-}
-
-#[test]
-fn a_payment_of_another_account_is_reported() {
-    let mut s = consistent();
-    payment_mut(&mut s, "ord_3").account_id = "acc_2".to_owned();
-    let message = only_violation(&s, Invariant::Payment, Some("ord_3"));
-    assert!(message.contains("acc_2"), "{message}");
-}
-
-// 4. No order lost
-
-#[test]
-fn an_accepted_order_is_reported_only_when_settled_is_expected() {
-    let mut s = consistent();
-    s.orders.push(order("ord_6", OrderStatus::Accepted, 400));
-    only_violation(&s, Invariant::NoOrderLost, Some("ord_6"));
-    assert_eq!(audit_account(&s, false), vec![]);
-}
-
-#[test]
-fn an_accepted_order_already_applied_downstream_is_not_a_money_or_points_violation() {
-    let mut s = consistent();
-    s.orders.push(order("ord_6", OrderStatus::Accepted, 400));
-    s.payments
-        .push(payment("ord_6", PaymentStatus::Captured, 400));
-    s.wallet.balance_cents -= 400;
-    s.ledger.push(entry("ord_6", LedgerStatus::Credited, 4));
-    assert_eq!(audit_account(&s, false), vec![]);
-}
-
-#[test]
-fn an_order_listed_twice_is_reported_and_counted_once() {
-    let mut s = consistent();
-    s.orders.push(order("ord_1", OrderStatus::Confirmed, 1250));
-    let message = only_violation(&s, Invariant::NoOrderLost, Some("ord_1"));
-    assert!(message.contains("listed 2 times"), "{message}");
-    assert_eq!(confirmed_totals(&s), (2, 1250 + 999));
-}
-
-#[test]
-fn an_order_of_another_account_in_the_listing_is_reported() {
-    let mut s = consistent();
-    s.orders[4].account_id = "acc_2".to_owned();
-    let message = only_violation(&s, Invariant::NoOrderLost, Some("ord_5"));
-    assert!(message.contains("acc_2"), "{message}");
-}
-
-#[test]
-fn violations_name_the_account_they_concern() {
-    let mut s = consistent();
-    s.account_id = "acc_other".to_owned();
-    for o in &mut s.orders {
-        o.account_id = "acc_other".to_owned();
-    }
-    for p in &mut s.payments {
-        p.account_id = "acc_other".to_owned();
-    }
-    s.points += 1;
-    let violations = audit_account(&s, true);
-    assert_eq!(
-        found(&violations),
-        vec![(Invariant::Loyalty, Some("acc_other"), None)]
-    );
-}
-
-// Global totals
-
-#[test]
-fn global_totals_that_match_the_sums_are_clean() {
-    let reported = Totals {
-        orders: 5,
-        revenue_cents: 7000,
-    };
-    assert_eq!(audit_totals(&reported, 5, 7000, 3), vec![]);
-}
-
-#[test]
-fn global_totals_off_are_reported_for_all_accounts() {
-    let reported = Totals {
-        orders: 6,
-        revenue_cents: 7001,
-    };
-    let violations = audit_totals(&reported, 5, 7000, 3);
-    assert_eq!(found(&violations), vec![(Invariant::Stats, None, None); 2]);
-    assert_eq!(
-        violations[0].to_string(),
-        "stats: all accounts: /stats counts 6 orders, 5 are confirmed across 3 accounts"
-    );
-    assert!(violations[1].message.contains("7001"));
-    assert!(violations[1].message.contains("7000"));
-}
-
-// Acknowledged orders
-
-fn listing_of(ids: &[&str]) -> HashSet<String> {
-    ids.iter().map(|s| (*s).to_owned()).collect()
-}
-
-#[test]
-fn an_acknowledged_order_that_is_listed_and_settled_is_clean() {
-    let ids = listing_of(&["ord_1"]);
-    let listing = Listing { order_ids: &ids };
-    let o = order("ord_1", OrderStatus::Confirmed, 100);
-    assert_eq!(
-        audit_acknowledged("ord_1", ACC, Some(&o), Some(&listing), true),
-        vec![]
-    );
-}
-
-#[test]
-fn an_acknowledged_order_that_answers_404_is_lost() {
-    let ids = listing_of(&[]);
-    let listing = Listing { order_ids: &ids };
-    for listing in [Some(&listing), None] {
-        for settled in [true, false] {
-            let violations = audit_acknowledged("ord_9", ACC, None, listing, settled);
-            assert_eq!(
-                found(&violations),
-                vec![(Invariant::NoOrderLost, Some(ACC), Some("ord_9"))]
-            );
-            assert!(violations[0].message.contains("lost"));
-        }
-    }
-}
-
-#[test]
-fn an_acknowledged_order_of_another_account_is_reported() {
-    let o = Order {
-        account_id: "acc_2".to_owned(),
-        ..order("ord_1", OrderStatus::Confirmed, 100)
-    };
-    let violations = audit_acknowledged("ord_1", ACC, Some(&o), None, true);
-    assert_eq!(
-        found(&violations),
-        vec![(Invariant::NoOrderLost, Some(ACC), Some("ord_1"))]
-    );
-    assert!(violations[0].message.contains("acc_2"));
-}
-
-#[test]
-fn an_acknowledged_order_missing_from_its_accounts_listing_is_reported() {
-    let ids = listing_of(&["ord_2", "ord_3"]);
-    let listing = Listing { order_ids: &ids };
-    let o = order("ord_1", OrderStatus::Cancelled, 100);
-    let violations = audit_acknowledged("ord_1", ACC, Some(&o), Some(&listing), true);
-    assert_eq!(
-        found(&violations),
-        vec![(Invariant::NoOrderLost, Some(ACC), Some("ord_1"))]
-    );
-    assert!(violations[0].message.contains("2 listed orders"));
-}
-
-#[test]
-fn an_acknowledged_order_still_accepted_is_reported_once_and_only_when_settled() {
-    let o = order("ord_1", OrderStatus::Accepted, 100);
-    // Account not audited: only this check sees the status.
-    assert_eq!(
-        found(&audit_acknowledged("ord_1", ACC, Some(&o), None, true)),
-        vec![(Invariant::NoOrderLost, Some(ACC), Some("ord_1"))]
-    );
-    assert_eq!(
-        audit_acknowledged("ord_1", ACC, Some(&o), None, false),
-        vec![]
-    );
-    // Listed under its audited account: audit_account reports the status, not this check.
-    let ids = listing_of(&["ord_1"]);
-    let listing = Listing { order_ids: &ids };
-    assert_eq!(
-        audit_acknowledged("ord_1", ACC, Some(&o), Some(&listing), true),
-        vec![]
-    );
-}
-
-// Display
-
-#[test]
-fn a_violation_displays_on_one_line_with_invariant_account_order_and_numbers() {
-    let mut s = consistent();
-    s.stats.orders = 3;
-    payment_mut(&mut s, "ord_1").amount_cents = 1200;
-    s.wallet.balance_cents += 50;
-    let shown: Vec<String> = audit_account(&s, true)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert_eq!(
-        shown,
-        vec![
-            "stats: account acc_1: counts 3 orders, 2 are confirmed",
-            "payment: account acc_1: order ord_1: captured 1200 cents, the order's total is 1250 cents",
-        ]
-    );
-}
-
-#[test]
-fn a_violation_message_with_a_newline_still_displays_on_one_line() {
-    let v = Violation::new(
-        Invariant::NoOrderLost,
-        Some("acc\n1"),
-        Some("ord_1"),
-        "first\nsecond".to_owned(),
-    );
-    let shown = v.to_string();
-    assert_eq!(
-        shown,
-        "no order lost: account acc 1: order ord_1: first second"
-    );
-}
-
-#[test]
-fn a_report_is_clean_only_without_violations() {
-    let mut report = Report {
-        accounts: 2,
-        orders: 5,
-        violations: vec![],
-    };
-    assert!(report.is_clean());
-    assert_eq!(
-        report.to_string(),
-        "checked 2 accounts and 5 orders: every invariant holds"
-    );
-    report.violations = audit_totals(&Totals::default(), 1, 0, 2);
-    assert!(!report.is_clean());
-    assert_eq!(
-        report.to_string(),
-        "checked 2 accounts and 5 orders: 1 violation"
-    );
+    assert_eq!(busy(audit_account(&snapshot, None)), Judged::default());
+    assert_eq!(settled(audit_account(&snapshot, None)), vec![]);
 }
