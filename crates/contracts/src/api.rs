@@ -207,6 +207,10 @@ pub struct Payment {
     pub status: PaymentStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Refusal>,
+    /// When Payment last changed it (captured, declined, refunded), in milliseconds since
+    /// the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +251,9 @@ pub struct LedgerEntry {
     pub order_id: String,
     pub points: i64,
     pub status: LedgerStatus,
+    /// When Loyalty applied it (credited, or took back), in milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,23 +12,109 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::Refusal;
 
-/// An event as it travels: its position in the producer's outbox, a unique id, and its body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where an event sits in its feed. Feeds are ordered by `(tx, seq)`: `seq` is the outbox's
+/// own sequence and `tx` the producing transaction's id where several writers commit out of
+/// sequence order (PostgreSQL); it is 0 where commit order is sequence order (SQLite's single
+/// writer, or a JetStream stream's sequence). A consumer stores the cursor of the last event
+/// it applied, with its effects, and resumes after it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Cursor {
+    #[serde(default)]
+    pub tx: i64,
+    pub seq: i64,
+}
+
+impl Cursor {
+    pub const START: Cursor = Cursor { tx: 0, seq: 0 };
+
+    pub fn new(tx: i64, seq: i64) -> Self {
+        Self { tx, seq }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tx == 0 {
+            write!(f, "{}", self.seq)
+        } else {
+            write!(f, "{}.{}", self.tx, self.seq)
+        }
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = crate::ValidationError;
+
+    /// `SEQ` or `TX.SEQ`, both non-negative.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || crate::ValidationError::new(format!("bad cursor {s:?}: expected SEQ or TX.SEQ"));
+        let (tx, seq) = match s.split_once('.') {
+            Some((tx, seq)) => (
+                tx.parse().map_err(|_| bad())?,
+                seq.parse().map_err(|_| bad())?,
+            ),
+            None => (0, s.parse().map_err(|_| bad())?),
+        };
+        if tx < 0 || seq < 0 {
+            return Err(bad());
+        }
+        Ok(Cursor { tx, seq })
+    }
+}
+
+/// An event as it travels: where it sits in its feed, a unique id, and its body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
-    /// Position in the producer's outbox: strictly increasing, so a consumer's position is
-    /// one integer that it stores with its effects.
+    /// With `seq`, where the event sits in its feed: see [`Cursor`]. Kept as two plain fields
+    /// (not a nested cursor) so that the body can stay raw JSON on the way through.
+    #[serde(default)]
+    pub tx: i64,
     pub seq: i64,
     /// Unique id of the event (`evt_…`), the de-duplication key for transports that
-    /// redeliver.
+    /// redeliver (JetStream's `Nats-Msg-Id`).
     pub id: String,
     /// When the producer committed the event, in milliseconds since the Unix epoch.
     pub recorded_at_ms: i64,
-    pub body: serde_json::Value,
+    /// The body as the producer wrote it: passed along unparsed, decoded once by the
+    /// consumer.
+    pub body: Box<serde_json::value::RawValue>,
 }
 
 impl Event {
     pub fn decode(&self) -> Result<EventBody, serde_json::Error> {
-        EventBody::deserialize(&self.body)
+        serde_json::from_str(self.body.get())
+    }
+
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.tx, self.seq)
+    }
+
+    /// An event from a stored body. A body that is not JSON still travels, as a JSON string,
+    /// so that the consumer sets it aside instead of the feed failing for everyone.
+    pub fn from_stored(cursor: Cursor, id: String, recorded_at_ms: i64, body: String) -> Self {
+        let body = serde_json::value::RawValue::from_string(body).unwrap_or_else(|error| {
+            let text = serde_json::Value::String(format!("unreadable body ({error})"));
+            serde_json::value::to_raw_value(&text).expect("a string is JSON")
+        });
+        Self {
+            tx: cursor.tx,
+            seq: cursor.seq,
+            id,
+            recorded_at_ms,
+            body,
+        }
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.cursor() == other.cursor()
+            && self.id == other.id
+            && self.recorded_at_ms == other.recorded_at_ms
+            && self.body.get() == other.body.get()
     }
 }
 
@@ -85,8 +171,8 @@ impl EventBody {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).expect("an event body always serializes")
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an event body always serializes")
     }
 }
 
@@ -101,24 +187,47 @@ mod tests {
             account_id: "acc_1".into(),
             reason: Refusal::InsufficientFunds,
         };
-        let event = Event {
-            seq: 7,
-            id: "evt_1".into(),
-            recorded_at_ms: 1,
-            body: body.to_json(),
-        };
+        let event = Event::from_stored(Cursor::new(0, 7), "evt_1".into(), 1, body.to_json());
         assert_eq!(event.decode().unwrap(), body);
-        assert_eq!(event.body["type"], "PaymentDeclined");
+        assert!(event.body.get().contains(r#""type":"PaymentDeclined""#));
     }
 
     #[test]
     fn an_unknown_body_does_not_decode() {
-        let event = Event {
-            seq: 1,
-            id: "evt_x".into(),
-            recorded_at_ms: 1,
-            body: serde_json::json!({"type": "Nonsense"}),
-        };
+        let event = Event::from_stored(
+            Cursor::new(0, 1),
+            "evt_x".into(),
+            1,
+            r#"{"type":"Nonsense"}"#.into(),
+        );
         assert!(event.decode().is_err());
+        let garbage = Event::from_stored(Cursor::new(0, 2), "evt_y".into(), 1, "not json".into());
+        assert!(
+            garbage.decode().is_err(),
+            "travels, and fails at the consumer"
+        );
+    }
+
+    #[test]
+    fn cursors_order_by_transaction_then_sequence_and_read_back() {
+        assert!(Cursor::new(1, 9) < Cursor::new(2, 3));
+        assert!(Cursor::new(2, 3) < Cursor::new(2, 4));
+        for text in ["0", "17", "5.9"] {
+            assert_eq!(text.parse::<Cursor>().unwrap().to_string(), text);
+        }
+        assert!("-1".parse::<Cursor>().is_err());
+        assert!("1.x".parse::<Cursor>().is_err());
+    }
+
+    #[test]
+    fn an_event_travels_as_flat_json() {
+        let event = Event::from_stored(Cursor::new(3, 4), "evt".into(), 5, "{}".into());
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"tx":3,"seq":4,"id":"evt","recorded_at_ms":5,"body":{}}"#
+        );
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, event);
     }
 }

@@ -82,6 +82,12 @@ impl IdempotencyKey {
         Ok(Self(s.to_owned()))
     }
 
+    /// A key for a request that came without one: the server makes one up and returns it,
+    /// so the client can still retry safely.
+    pub fn generate() -> Self {
+        Self(format!("gen_{}", uuid::Uuid::now_v7().simple()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

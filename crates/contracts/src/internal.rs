@@ -6,8 +6,32 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ServiceName;
 use crate::api::Refusal;
-use crate::events::Event;
+use crate::events::{Cursor, Event};
+
+/// Which services consume which feed. A feed is named after the service whose outbox it
+/// carries; each consumer keeps its position in it under that name. A producer prunes what
+/// every one of its consumers has passed.
+pub const FEEDS: [(ServiceName, &[ServiceName]); 2] = [
+    (
+        ServiceName::Order,
+        &[
+            ServiceName::Payment,
+            ServiceName::Loyalty,
+            ServiceName::Stats,
+        ],
+    ),
+    (ServiceName::Payment, &[ServiceName::Order]),
+];
+
+/// The consumers of `producer`'s feed.
+pub fn consumers_of(producer: ServiceName) -> &'static [ServiceName] {
+    FEEDS
+        .iter()
+        .find(|(p, _)| *p == producer)
+        .map_or(&[], |(_, consumers)| consumers)
+}
 
 /// The header that carries the shared secret on internal calls.
 pub const SECRET_HEADER: &str = "x-converge-secret";
@@ -33,10 +57,27 @@ pub fn outcome_path(tx_id: &str) -> String {
 }
 /// Account: `POST` an [`EligibilityRequest`], answered with an [`EligibilityResponse`].
 pub const ELIGIBILITY_PATH: &str = "/internal/accounts/eligibility";
-/// Producer: `GET ?after=SEQ&limit=N&wait_ms=W`, answered with a [`FeedPage`].
+/// Producer: `GET ?after=CURSOR&limit=N&wait_ms=W&consumer=NAME`, answered with a
+/// [`FeedPage`]. `consumer` tells the producer how far that consumer has got, so that it can
+/// prune what every consumer has passed.
 pub const FEED_PATH: &str = "/internal/feed";
-/// Every service: `GET`, answered with a [`DeadLetterList`].
+/// Every service: `GET`, answered with a [`DeadLetterList`] (bodies included).
 pub const DEAD_LETTERS_PATH: &str = "/internal/dead-letters";
+/// Every service: `POST /internal/dead-letters/{id}/replay`: applies the event again, and
+/// removes it from the list if it now applies (`204`); `409` with the error if it fails again.
+pub fn replay_path(id: i64) -> String {
+    format!("/internal/dead-letters/{id}/replay")
+}
+/// Every service: `POST /internal/dead-letters/{id}/discard`: removes it unapplied (`204`).
+pub fn discard_path(id: i64) -> String {
+    format!("/internal/dead-letters/{id}/discard")
+}
+/// Every service: `POST {"delay_ms": N}`: sets the service's processing delay at run time.
+pub const PROCESSING_DELAY_PATH: &str = "/internal/admin/processing-delay";
+/// Every consumer service: `POST`, stops taking events (after the batch in hand) until resumed.
+pub const PAUSE_PATH: &str = "/internal/admin/consumers/pause";
+/// Every consumer service: `POST`, takes events again.
+pub const RESUME_PATH: &str = "/internal/admin/consumers/resume";
 /// Every service: `GET`, answered with a [`ServiceStatus`].
 pub const STATUS_PATH: &str = "/internal/status";
 /// Every service: `GET`, its metrics in Prometheus text format.
@@ -106,16 +147,23 @@ pub struct EligibilityResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeedPage {
     pub events: Vec<Event>,
-    /// The newest position in the outbox when the page was read.
-    pub head: i64,
+    /// The newest position in the feed when the page was read.
+    pub head: Cursor,
 }
 
+/// An event a consumer set aside because it can never be applied as it is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadLetter {
+    /// The handle to replay or discard it with.
+    pub id: i64,
     pub feed: String,
-    pub seq: i64,
+    #[serde(flatten)]
+    pub cursor: Cursor,
     pub event_id: String,
-    pub body: serde_json::Value,
+    /// The event as it came; left out of the public listing, which must not show event
+    /// bodies to anyone who can reach the user-facing address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
     pub error: String,
     pub attempts: i64,
     pub recorded_at_ms: i64,
@@ -126,12 +174,54 @@ pub struct DeadLetterList {
     pub dead_letters: Vec<DeadLetter>,
 }
 
-/// How far a service has got: its own outbox head (producers) and its position in each feed
-/// it consumes. The system is quiet when every position has reached its producer's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessingDelay {
+    pub delay_ms: u64,
+}
+
+/// What a consumer is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsumerState {
+    /// Taking events as they come (or at its next tick, in cron mode).
+    #[default]
+    Running,
+    /// Paused by an operator.
+    Paused,
+    /// Its last batch failed and is being retried: see `stuck_since_ms` and `last_error`.
+    Stuck,
+    /// Another instance of the service holds this feed; this one waits to take over.
+    Standby,
+}
+
+/// One consumer of one feed, as its service sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConsumerStatus {
+    /// The cursor of the last event applied (or set aside), as stored with the effects.
+    pub position: Cursor,
+    pub state: ConsumerState,
+    /// Since when the batch in hand has been failing, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck_since_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// How far a service has got: its own outbox (producers) and its position in each feed it
+/// consumes. The system is quiet when every consumer has reached its producer's head, every
+/// event is published, and nothing is in doubt.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceStatus {
-    pub outbox_head: Option<i64>,
-    pub positions: BTreeMap<String, i64>,
+    /// Producers: the newest event consumers can read, in the feed's own cursors (the
+    /// outbox's, or the broker stream's once published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox_head: Option<Cursor>,
+    /// Producers with a broker: events committed to the outbox and not yet published.
+    #[serde(default)]
+    pub unpublished: i64,
+    /// Consumers, by feed (named after its producer).
+    #[serde(default)]
+    pub consumers: BTreeMap<String, ConsumerStatus>,
     /// Two-phase-commit entries prepared here and not yet committed or aborted.
     pub in_doubt: i64,
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use contracts::ValidationError;
-use contracts::api::{ErrorBody, Refusal};
+use contracts::api::Refusal;
 
 /// An error as the user sees it: a status and a message. Server-side failures keep their
 /// cause for the log and show the user only that something failed.
@@ -29,9 +29,22 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("missing or wrong internal secret")]
     Unauthorized,
-    /// A service this request needs did not answer in time.
+    /// A service this request needs did not answer in time, or its database is unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// The server is handling as many requests as it may; try again in a moment.
+    #[error("the service is busy; try again")]
+    Overloaded,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
+    /// An answer with more to say than a message: the status, the message, and fields that
+    /// go beside `error` in the body (e.g. an order's id and whether its outcome is known).
+    #[error("{1}")]
+    Detailed(
+        StatusCode,
+        String,
+        serde_json::Map<String, serde_json::Value>,
+    ),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -48,13 +61,27 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Detailed(status, _, _) => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
         ApiError::NotFound(format!("{what} {id} not found"))
+    }
+
+    /// The JSON body users see: `{"error": …}` and, for a detailed error, its other fields.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::Detailed(_, error, fields) => {
+                let mut fields = fields.clone();
+                fields.insert("error".into(), error.as_str().into());
+                serde_json::Value::Object(fields)
+            }
+            other => serde_json::json!({ "error": other.to_string() }),
+        }
     }
 }
 
@@ -64,15 +91,27 @@ impl From<ValidationError> for ApiError {
     }
 }
 
-impl From<sqlx_error::Error> for ApiError {
-    fn from(error: sqlx_error::Error) -> Self {
-        ApiError::Internal(error.into())
+/// A database that is busy, full or unreachable is a `503` (try again later); one whose
+/// commit's answer was lost is a `503` that says the outcome is unknown; anything else is a
+/// bug, a `500`.
+impl From<storage::DbError> for ApiError {
+    fn from(error: storage::DbError) -> Self {
+        match error.kind() {
+            storage::ErrorKind::Transient => {
+                tracing::warn!(%error, "database unavailable");
+                ApiError::Unavailable("the service's database is unavailable; try again".into())
+            }
+            storage::ErrorKind::Unknown => {
+                tracing::warn!(%error, "outcome unknown");
+                ApiError::Unavailable(
+                    "the service lost the answer of its database; the outcome is unknown".into(),
+                )
+            }
+            storage::ErrorKind::Constraint | storage::ErrorKind::Permanent => {
+                ApiError::Internal(error.into())
+            }
+        }
     }
-}
-
-// The store's error type, named through `storage` so services need not depend on sqlx for it.
-mod sqlx_error {
-    pub use storage::sqlx::Error;
 }
 
 impl IntoResponse for ApiError {
@@ -81,9 +120,15 @@ impl IntoResponse for ApiError {
             // Logged once, here at the edge, with its whole chain; the user sees no internals.
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        let body = ErrorBody {
-            error: self.to_string(),
-        };
-        (self.status(), Json(body)).into_response()
+        let status = self.status();
+        let mut response = (status, Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 here passes by itself; say when to look again.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

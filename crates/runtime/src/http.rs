@@ -1,23 +1,56 @@
-//! Serving HTTP: the JSON extractor, the internal-secret guard and the server loop.
+//! Serving HTTP: the JSON extractor, the internal-secret guard, and the server loop with its
+//! limits.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use contracts::internal::{METRICS_PATH, SECRET_HEADER};
+use axum::routing::{get, post};
+use axum::{BoxError, Json, Router};
+use contracts::internal::{METRICS_PATH, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER};
 use contracts::limits::BODY_BYTES_MAX;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
+use crate::config::Delay;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// The shortest shared secret accepted: 16 bytes resist guessing over the network for far
+/// longer than anyone would try, and a typo'd short one is refused at start instead of later.
+pub const SECRET_BYTES_MIN: usize = 16;
+
+/// Connections served at once per server. Past this, new connections wait in the listen
+/// backlog: a flood of idle or slow clients cannot exhaust file descriptors or memory.
+pub const CONNECTIONS_MAX: usize = 4_096;
+
+/// Requests handled at once per server. Past this, a request is answered `503` with
+/// `Retry-After` at once rather than queued without bound. Above the load generator's
+/// largest connection count, so the bench measures latency, not shedding.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 2_048;
+
+/// How long a client may take to send a request's headers, and how long a kept-alive
+/// connection may sit idle before it is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's body (64 KiB at most).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest any request may take, answer included: above the longest legitimate one (a
+/// long-polled feed page waits 10 s; a strong-mode order a few call timeouts).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a graceful shutdown waits for the requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `axum::Json`, but every way a body can be wrong becomes an [`ApiError`] with a JSON body:
 /// 400 not JSON, 422 JSON of the wrong shape, 413 too large, 415 not declared as JSON.
@@ -47,7 +80,46 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::TooLarge(BODY_BYTES_MAX)
         }
+        other if other.status() == StatusCode::REQUEST_TIMEOUT => ApiError::BodyTimeout,
         other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// `axum::extract::Path`, answering a path that does not parse with a JSON `400`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query`, answering a query string that does not parse with a JSON `400`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
+        }
     }
 }
 
@@ -57,8 +129,12 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// Rejects internal calls that do not carry the shared secret.
+/// Rejects calls under `/internal/` that do not carry the shared secret, whether the route
+/// exists or not: without the secret, the internal surface says nothing about itself.
 async fn require_secret(secret: Arc<str>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/internal/") {
+        return next.run(req).await;
+    }
     let given = req
         .headers()
         .get(SECRET_HEADER)
@@ -76,29 +152,50 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Adds the service's processing delay to every request of a router: the knob that makes a
-/// service slow, as "complex logic" would.
-pub fn with_processing_delay(router: Router, delay: Duration) -> Router {
-    if delay.is_zero() {
-        return router;
+/// Checks a shared secret before anything starts: an empty or short one would let anyone
+/// who reaches a service call its internal routes.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < SECRET_BYTES_MIN {
+        return Err(format!(
+            "the shared secret must be at least {SECRET_BYTES_MIN} bytes (got {})",
+            secret.len()
+        ));
     }
-    router.layer(middleware::from_fn(
-        move |req: Request, next: Next| async move {
-            tokio::time::sleep(delay).await;
-            next.run(req).await
-        },
-    ))
+    Ok(())
 }
 
-/// Assembles a service's router: its public routes, its internal routes behind the secret,
-/// `/health`, metrics, the body limit and a JSON 404 for anything else.
-pub fn service_router(public: Router, internal: Router, secret: &str, metrics: Metrics) -> Router {
+/// Adds the service's processing delay to every request of a router: the knob that makes a
+/// service slow, as "complex logic" would. Read at each request, so it can change at run time.
+pub fn with_processing_delay(router: Router, delay: Delay) -> Router {
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let delay = delay.clone();
+        async move {
+            delay.pay().await;
+            next.run(req).await
+        }
+    }))
+}
+
+/// Assembles a service's router: its public routes, its internal routes behind the secret
+/// (plus metrics and the processing-delay knob), `/health`, the body limit and a JSON 404 for
+/// anything else.
+pub fn service_router(
+    public: Router,
+    internal: Router,
+    secret: &str,
+    metrics: Metrics,
+    delay: Delay,
+) -> Router {
     let secret: Arc<str> = secret.into();
-    let internal = internal
-        .route(METRICS_PATH, get(move || async move { metrics.render() }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            require_secret(secret.clone(), req, next)
-        }));
+    let internal =
+        internal
+            .route(METRICS_PATH, get(move || async move { metrics.render() }))
+            .route(
+                PROCESSING_DELAY_PATH,
+                post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
+                    set_delay(&delay, body)
+                }),
+            );
     public
         .route(
             "/health",
@@ -106,20 +203,108 @@ pub fn service_router(public: Router, internal: Router, secret: &str, metrics: M
         )
         .merge(internal)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            require_secret(secret.clone(), req, next)
+        }))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }
 
+/// Processing delays above a minute are a typo, not an experiment.
+const PROCESSING_DELAY_MS_MAX: u64 = 60_000;
+
+fn set_delay(delay: &Delay, body: ProcessingDelay) -> Result<StatusCode, ApiError> {
+    if body.delay_ms > PROCESSING_DELAY_MS_MAX {
+        return Err(ApiError::Invalid(format!(
+            "delay_ms must be at most {PROCESSING_DELAY_MS_MAX}"
+        )));
+    }
+    delay.set(Duration::from_millis(body.delay_ms));
+    tracing::info!(delay_ms = body.delay_ms, "processing delay changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The limits every server applies around a router: a request timeout, a body timeout, and
+/// load shedding past [`REQUESTS_IN_FLIGHT_MAX`].
+pub fn with_limits(router: Router) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(shed_answer))
+            .load_shed()
+            .concurrency_limit(REQUESTS_IN_FLIGHT_MAX)
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                BODY_TIMEOUT,
+            ))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                REQUEST_TIMEOUT,
+            )),
+    )
+}
+
+async fn shed_answer(error: BoxError) -> Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::Overloaded.into_response()
+    } else {
+        ApiError::Internal(anyhow::anyhow!("{error}")).into_response()
+    }
+}
+
 /// Serves `router` on an already bound listener until `shutdown` completes, then lets the
-/// requests in flight finish. Taking a bound listener lets tests and the CLI choose the port,
-/// port 0 included, and know it before the server starts.
+/// requests in flight finish (up to a bound). Taking a bound listener lets tests and the CLI
+/// choose the port, port 0 included, and know it before the server starts.
+///
+/// Each connection is HTTP/1.1 with [`HEADER_TIMEOUT`] for headers and idle keep-alive; at
+/// most [`CONNECTIONS_MAX`] are served at once.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let router = with_limits(router);
+    let connections = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
+        let socket = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = builder.serve_connection(TokioIo::new(socket), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight at shutdown were cut off");
+    }
+    Ok(())
 }
 
 /// The task that serves a service's router until the app shuts down.
@@ -136,7 +321,7 @@ pub fn serve_task(
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
 
     #[test]
     fn secrets_compare_by_content_and_length() {
@@ -144,5 +329,12 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(!constant_time_eq(b"", b"abc"));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(check_secret("").is_err());
+        assert!(check_secret("fifteen-bytes!!").is_err());
+        assert!(check_secret("sixteen-bytes!!!").is_ok());
     }
 }

@@ -12,13 +12,29 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 pub mod peer;
 pub mod supervise;
 
-pub use config::{Peers, ServiceConfig};
+pub use config::{Delay, Peers, Retention, ServiceConfig, Transport};
 pub use error::ApiError;
-pub use http::ApiJson;
+pub use http::{ApiJson, ApiPath, ApiQuery};
 pub use metrics::Metrics;
 pub use peer::{CallError, Peer};
 pub use supervise::{App, Task};
+
+/// A named crash point: when the process was started with `FAILPOINTS=<name>=return` (in a
+/// build with the `failpoints` feature), the process aborts here, as a power cut or a
+/// `SIGKILL` would stop it, so recovery is tested from the real state a crash leaves. In a
+/// normal build it compiles to nothing.
+#[inline]
+pub fn crash_point(name: &str) {
+    #[cfg(feature = "failpoints")]
+    if fail::eval(name, |_| ()).is_some() {
+        eprintln!("crash point {name}: aborting the process");
+        std::process::abort();
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}

@@ -4,25 +4,31 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
-/// Buckets for lags and latencies, in milliseconds: fine below 10 ms where strong mode and a
-/// quiet queue live, coarse up to a minute where a stopped service or a cron tick puts them.
-pub const LAG_BUCKETS_MS: &[f64] = &[
-    0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 1_000.0,
-    1_500.0, 2_500.0, 5_000.0, 10_000.0, 30_000.0, 60_000.0,
+/// Buckets for lags and latencies, in seconds (Prometheus' base unit): fine below 10 ms where
+/// strong mode and a quiet queue live, coarse up to a minute where a stopped service or a
+/// cron tick puts them.
+pub const LAG_BUCKETS_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
+    1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     /// Time from an order's acknowledgement to this service applying it.
-    pub apply_lag_ms: Histogram,
+    pub apply_lag: Histogram,
     /// The largest apply lag seen since start, exact (a histogram only bounds it).
-    pub apply_lag_max_ms: IntGauge,
-    /// Events applied, by feed and outcome (`applied`, `dead_lettered`).
+    pub apply_lag_max: Gauge,
+    /// Events applied, by feed and outcome (`applied`, `dead_lettered`, `replayed`).
     pub events: IntCounterVec,
+    /// 1 while a feed's consumer is failing and retrying the batch in hand.
+    pub consumer_stuck: IntGaugeVec,
+    /// Failed attempts at a batch, by feed: each one is retried.
+    pub consumer_retries: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -38,17 +44,17 @@ impl Metrics {
             Some([("service".to_owned(), service.to_owned())].into()),
         )
         .expect("a constant prefix and label are valid");
-        let apply_lag_ms = Histogram::with_opts(
+        let apply_lag = Histogram::with_opts(
             HistogramOpts::new(
-                "apply_lag_ms",
-                "Milliseconds from an order's acknowledgement to this service applying it.",
+                "apply_lag_seconds",
+                "Seconds from an order's acknowledgement to this service applying it.",
             )
-            .buckets(LAG_BUCKETS_MS.to_vec()),
+            .buckets(LAG_BUCKETS_SECONDS.to_vec()),
         )
         .expect("valid histogram");
-        let apply_lag_max_ms = IntGauge::new(
-            "apply_lag_max_ms",
-            "The largest apply lag seen since the service started, in milliseconds.",
+        let apply_lag_max = Gauge::new(
+            "apply_lag_max_seconds",
+            "The largest apply lag seen since the service started, in seconds.",
         )
         .expect("valid gauge");
         let events = IntCounterVec::new(
@@ -56,21 +62,36 @@ impl Metrics {
             &["feed", "outcome"],
         )
         .expect("valid counter");
-        registry
-            .register(Box::new(apply_lag_ms.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(events.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(apply_lag_max_ms.clone()))
-            .expect("registered once");
-        Self {
+        let consumer_stuck = IntGaugeVec::new(
+            Opts::new(
+                "consumer_stuck",
+                "1 while a feed's consumer is retrying a batch that failed.",
+            ),
+            &["feed"],
+        )
+        .expect("valid gauge");
+        let consumer_retries = IntCounterVec::new(
+            Opts::new(
+                "consumer_retries_total",
+                "Failed attempts at applying a batch of events, each retried.",
+            ),
+            &["feed"],
+        )
+        .expect("valid counter");
+        let metrics = Self {
             registry,
-            apply_lag_ms,
-            apply_lag_max_ms,
+            apply_lag,
+            apply_lag_max,
             events,
-        }
+            consumer_stuck,
+            consumer_retries,
+        };
+        metrics.register(Box::new(metrics.apply_lag.clone()));
+        metrics.register(Box::new(metrics.apply_lag_max.clone()));
+        metrics.register(Box::new(metrics.events.clone()));
+        metrics.register(Box::new(metrics.consumer_stuck.clone()));
+        metrics.register(Box::new(metrics.consumer_retries.clone()));
+        metrics
     }
 
     /// Registers a service's own metric.
@@ -82,11 +103,11 @@ impl Metrics {
 
     /// Records that an order acknowledged at `acknowledged_at_ms` was applied now.
     pub fn observe_apply(&self, acknowledged_at_ms: i64) {
-        let lag = (contracts::now_ms() - acknowledged_at_ms).max(0);
-        self.apply_lag_ms.observe(lag as f64);
+        let lag = (contracts::now_ms() - acknowledged_at_ms).max(0) as f64 / 1_000.0;
+        self.apply_lag.observe(lag);
         // Only one task applies events per service, so read-then-set does not race.
-        if lag > self.apply_lag_max_ms.get() {
-            self.apply_lag_max_ms.set(lag);
+        if lag > self.apply_lag_max.get() {
+            self.apply_lag_max.set(lag);
         }
     }
 

@@ -1,9 +1,12 @@
 //! Calls to another service. Every call has a timeout and carries the internal secret; the
 //! configured network delay is added before it leaves.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use contracts::internal::SECRET_HEADER;
+use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -25,12 +28,15 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// A timeout, an unreachable peer or a 5xx may go away; a 4xx or a body we cannot read
+    /// A timeout, an unreachable peer, a 5xx, or a peer that refuses our credentials (an
+    /// operator's typo, fixed by a restart) may go away; another 4xx or a body we cannot read
     /// will come back the same.
     pub fn is_retryable(&self) -> bool {
         match self {
             CallError::Timeout { .. } | CallError::Unreachable { .. } => true,
-            CallError::Status { status, .. } => *status >= 500,
+            CallError::Status { status, .. } => {
+                *status >= 500 || *status == 401 || *status == 403 || *status == 429
+            }
             CallError::Decode { .. } => false,
         }
     }
@@ -43,29 +49,50 @@ impl CallError {
     }
 }
 
-/// Another service, as seen from this one.
-#[derive(Debug, Clone)]
+/// Another service, as seen from this one: one instance or several (calls go round them,
+/// and on to the next one when an instance cannot be reached).
+#[derive(Clone)]
 pub struct Peer {
     service: String,
-    base_url: String,
+    base_urls: Arc<[String]>,
+    /// The instance the next call goes to first.
+    next: Arc<AtomicUsize>,
     http: reqwest::Client,
-    secret: String,
+    secret: Arc<str>,
     timeout: Duration,
     network_delay: Duration,
 }
 
+/// Leaves the secret out, so that logging a peer never logs it.
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("service", &self.service)
+            .field("base_urls", &self.base_urls)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Peer {
+    /// `base_urls` is one URL, or several separated by commas.
     pub fn new(
         service: impl Into<String>,
-        base_url: impl Into<String>,
+        base_urls: &str,
         http: reqwest::Client,
-        secret: impl Into<String>,
+        secret: impl Into<Arc<str>>,
         timeout: Duration,
         network_delay: Duration,
     ) -> Self {
+        let base_urls: Arc<[String]> = base_urls
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
         Self {
             service: service.into(),
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            base_urls,
+            next: Arc::new(AtomicUsize::new(0)),
             http,
             secret: secret.into(),
             timeout,
@@ -78,7 +105,8 @@ impl Peer {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
-        self.call(self.http.get(self.url(path)), self.timeout).await
+        let response = self.send(Method::GET, path, None, self.timeout).await?;
+        self.decode(response, self.timeout).await
     }
 
     /// A GET that may legitimately take longer than the usual timeout (a long poll).
@@ -87,8 +115,9 @@ impl Peer {
         path: &str,
         wait: Duration,
     ) -> Result<T, CallError> {
-        self.call(self.http.get(self.url(path)), self.timeout + wait)
-            .await
+        let timeout = self.timeout + wait;
+        let response = self.send(Method::GET, path, None, timeout).await?;
+        self.decode(response, timeout).await
     }
 
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -96,8 +125,11 @@ impl Peer {
         path: &str,
         body: &B,
     ) -> Result<T, CallError> {
-        self.call(self.http.post(self.url(path)).json(body), self.timeout)
-            .await
+        let body = serde_json::to_vec(body).expect("request bodies always serialize");
+        let response = self
+            .send(Method::POST, path, Some(body), self.timeout)
+            .await?;
+        self.decode(response, self.timeout).await
     }
 
     /// A POST with a JSON body whose answer has no body (`204`).
@@ -106,31 +138,68 @@ impl Peer {
         path: &str,
         body: &B,
     ) -> Result<(), CallError> {
-        let response = self
-            .send(self.http.post(self.url(path)).json(body), self.timeout)
-            .await?;
-        self.check(response).await.map(drop)
+        let body = serde_json::to_vec(body).expect("request bodies always serialize");
+        self.send(Method::POST, path, Some(body), self.timeout)
+            .await
+            .map(drop)
     }
 
     /// A POST whose answer has no body (`204`).
     pub async fn post_empty(&self, path: &str) -> Result<(), CallError> {
-        let response = self
-            .send(self.http.post(self.url(path)), self.timeout)
-            .await?;
-        self.check(response).await.map(drop)
+        self.send(Method::POST, path, None, self.timeout)
+            .await
+            .map(drop)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base_url, path)
-    }
-
-    async fn call<T: DeserializeOwned>(
+    /// Sends to one instance after another until one can be reached; answers with the first
+    /// response (whatever its status) or the last failure.
+    async fn send(
         &self,
-        request: reqwest::RequestBuilder,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, CallError> {
+        if !self.network_delay.is_zero() {
+            tokio::time::sleep(self.network_delay).await;
+        }
+        let count = self.base_urls.len().max(1);
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last_error = None;
+        for attempt in 0..count {
+            let Some(base) = self.base_urls.get((first + attempt) % count) else {
+                break;
+            };
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{base}{path}"))
+                .header(SECRET_HEADER, &*self.secret)
+                .timeout(timeout);
+            if let Some(body) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            match request.send().await {
+                Ok(response) => return self.check(response).await,
+                // Only a refused connection is surely not delivered: anything else may have
+                // reached the instance, and sending it again elsewhere would do it twice.
+                Err(error) if error.is_connect() => last_error = Some(self.unreachable(&error)),
+                Err(error) if error.is_timeout() => return Err(self.timeout_error(timeout)),
+                Err(error) => return Err(self.unreachable(&error)),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| CallError::Unreachable {
+            service: self.service.clone(),
+            reason: "no address configured".into(),
+        }))
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
         timeout: Duration,
     ) -> Result<T, CallError> {
-        let response = self.send(request, timeout).await?;
-        let response = self.check(response).await?;
         response.json::<T>().await.map_err(|e| {
             if e.is_timeout() {
                 self.timeout_error(timeout)
@@ -141,31 +210,6 @@ impl Peer {
                 }
             }
         })
-    }
-
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        timeout: Duration,
-    ) -> Result<reqwest::Response, CallError> {
-        if !self.network_delay.is_zero() {
-            tokio::time::sleep(self.network_delay).await;
-        }
-        request
-            .header(SECRET_HEADER, &self.secret)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    self.timeout_error(timeout)
-                } else {
-                    CallError::Unreachable {
-                        service: self.service.clone(),
-                        reason: error_chain(&e),
-                    }
-                }
-            })
     }
 
     async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, CallError> {
@@ -179,6 +223,13 @@ impl Peer {
             status: status.as_u16(),
             body,
         })
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> CallError {
+        CallError::Unreachable {
+            service: self.service.clone(),
+            reason: error_chain(error),
+        }
     }
 
     fn timeout_error(&self, timeout: Duration) -> CallError {
