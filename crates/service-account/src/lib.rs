@@ -4,28 +4,31 @@
 //! Payment asks in the eventual modes, and, in strong mode, a vote in every order's
 //! two-phase commit. Account is a read-only participant: it votes and has nothing to apply.
 
-use std::collections::BTreeMap;
+mod store;
+
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use contracts::api::{
-    Account, AccountPage, AccountStatus, CreateAccountRequest, PageQuery, Refusal,
-};
+use contracts::api::{Account, AccountPage, AccountStatus, CreateAccountRequest, PageQuery};
 use contracts::internal::{
     ELIGIBILITY_PATH, EligibilityRequest, EligibilityResponse, PrepareRequest, Vote,
 };
 use contracts::limits::{LIST_LIMIT_MAX, NAME_CHARS_MAX};
-use contracts::{ServiceName, ValidationError, now_ms};
-use runtime::{ApiError, ApiJson, App, Metrics, ServiceConfig, Task};
-use sqlx::Row;
-use storage::Db;
+use contracts::{Mode, ServiceName, ValidationError};
+use runtime::{ApiError, ApiJson, ApiPath, ApiQuery, App, ServiceConfig};
+use service_kit::Service;
+use storage::{Db, Migration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: &[Migration] = &[Migration {
+    name: "account_0001",
+    sqlite: include_str!("../migrations/sqlite/0001_accounts.sql"),
+    postgres: include_str!("../migrations/postgres/0001_accounts.sql"),
+}];
 
 /// Builds the service on a bound listener. Nothing runs until the app is run.
 pub async fn build(
@@ -33,36 +36,25 @@ pub async fn build(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<App> {
-    let (db, committer) = Db::open(&config.data_dir, "account", &MIGRATOR, config.mode).await?;
-    transport::install(&db).await?;
-    let metrics = Metrics::new("account");
-    let accounts = Accounts { db: db.clone() };
+    let mut service =
+        Service::open(ServiceName::Account, config, MIGRATIONS, listener, shutdown).await?;
+    let accounts = Accounts {
+        db: service.db().clone(),
+    };
+    service.work_routes(
+        Router::new()
+            .route(ELIGIBILITY_PATH, post(eligibility))
+            .with_state(accounts.clone()),
+    );
+    if service.mode() == Mode::Strong {
+        service.participant(Arc::new(accounts.clone()));
+    }
     let public = Router::new()
         .route("/accounts", post(create).get(list))
         .route("/accounts/{id}", get(read))
         .route("/accounts/{id}/suspend", post(suspend))
-        .with_state(accounts.clone());
-    // The processing delay is paid on the work others ask of Account, never on the admin
-    // routes, so that a slow service can still say how far it has got.
-    let mut work = Router::new()
-        .route(ELIGIBILITY_PATH, post(eligibility))
-        .with_state(accounts.clone());
-    if config.mode == contracts::Mode::Strong {
-        work = work.merge(twophase::router(Arc::new(accounts)));
-    }
-    let internal = runtime::http::with_processing_delay(work, config.processing_delay)
-        .merge(transport::admin::router(db, None, None));
-    let router = runtime::http::service_router(public, internal, &config.secret, metrics);
-    let addr = listener.local_addr()?;
-    Ok(App {
-        name: ServiceName::Account.to_string(),
-        addr,
-        tasks: vec![
-            Task::new("account group commit", committer.run()),
-            runtime::http::serve_task(listener, router, shutdown.clone()),
-        ],
-        shutdown,
-    })
+        .with_state(accounts);
+    service.serve(public)
 }
 
 #[derive(Clone)]
@@ -88,37 +80,6 @@ fn parse_name(name: &str) -> Result<String, ValidationError> {
     Ok(name.to_owned())
 }
 
-fn account_from(row: &sqlx::sqlite::SqliteRow) -> Account {
-    let status: String = row.get("status");
-    Account {
-        id: row.get("id"),
-        name: row.get("name"),
-        status: if status == "suspended" {
-            AccountStatus::Suspended
-        } else {
-            AccountStatus::Active
-        },
-    }
-}
-
-impl Accounts {
-    async fn find(&self, id: &str) -> Result<Option<Account>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, name, status FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.db.read)
-            .await?;
-        Ok(row.as_ref().map(account_from))
-    }
-
-    async fn verdict(&self, id: &str) -> Result<Option<Refusal>, sqlx::Error> {
-        Ok(match self.find(id).await? {
-            None => Some(Refusal::UnknownAccount),
-            Some(a) if a.status == AccountStatus::Suspended => Some(Refusal::AccountSuspended),
-            Some(_) => None,
-        })
-    }
-}
-
 async fn create(
     State(accounts): State<Accounts>,
     ApiJson(request): ApiJson<CreateAccountRequest>,
@@ -129,31 +90,26 @@ async fn create(
         name,
         status: AccountStatus::Active,
     };
-    sqlx::query(
-        "INSERT INTO accounts (id, name, status, created_at_ms) VALUES (?, ?, 'active', ?)",
-    )
-    .bind(&account.id)
-    .bind(&account.name)
-    .bind(now_ms())
-    .execute(&accounts.db.write)
-    .await?;
+    let created = account.clone();
+    accounts
+        .db
+        .write(move |tx| store::insert(tx, &created))
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(account)))
 }
 
 async fn list(
     State(accounts): State<Accounts>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<AccountPage>, ApiError> {
     let limit = page.limit()?;
-    let rows =
-        sqlx::query("SELECT id, name, status FROM accounts WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(page.after())
-            .bind(limit as i64)
-            .fetch_all(&accounts.db.read)
-            .await?;
-    let list: Vec<Account> = rows.iter().map(account_from).collect();
-    let next_after = (list.len() == limit).then(|| list[limit - 1].id.clone());
     debug_assert!(limit <= LIST_LIMIT_MAX);
+    let after = page.after().to_owned();
+    let list = accounts
+        .db
+        .read(move |tx| store::page(tx, &after, limit as i64))
+        .await?;
+    let next_after = (list.len() == limit).then(|| list[limit - 1].id.clone());
     Ok(ApiJson(AccountPage {
         accounts: list,
         next_after,
@@ -162,10 +118,12 @@ async fn list(
 
 async fn read(
     State(accounts): State<Accounts>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Account>, ApiError> {
+    let key = id.clone();
     accounts
-        .find(&id)
+        .db
+        .read(move |tx| store::find(tx, &key))
         .await?
         .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("account", &id))
@@ -173,16 +131,14 @@ async fn read(
 
 async fn suspend(
     State(accounts): State<Accounts>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Account>, ApiError> {
-    let row = sqlx::query(
-        "UPDATE accounts SET status = 'suspended' WHERE id = ? RETURNING id, name, status",
-    )
-    .bind(&id)
-    .fetch_optional(&accounts.db.write)
-    .await?;
-    row.as_ref()
-        .map(|r| ApiJson(account_from(r)))
+    let key = id.clone();
+    accounts
+        .db
+        .write(move |tx| store::suspend(tx, &key))
+        .await?
+        .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("account", &id))
 }
 
@@ -197,23 +153,28 @@ async fn eligibility(
             "at most {LIST_LIMIT_MAX} account ids per request"
         )));
     }
-    let mut verdicts = BTreeMap::new();
-    for id in request.account_ids {
-        let verdict = accounts.verdict(&id).await?;
-        verdicts.insert(id, verdict);
-    }
+    let verdicts = accounts
+        .db
+        .read(move |tx| store::verdicts(tx, &request.account_ids))
+        .await?;
     Ok(ApiJson(EligibilityResponse { verdicts }))
 }
 
+/// A read-only participant: it votes on "may this account order?" and has nothing to apply.
 impl twophase::Participant for Accounts {
-    async fn prepare(&self, request: PrepareRequest) -> Result<Vote, ApiError> {
-        Ok(match self.verdict(&request.account_id).await? {
-            None => Vote::Yes,
-            Some(reason) => Vote::No { reason },
-        })
+    async fn prepare_many(&self, requests: Vec<PrepareRequest>) -> Result<Vec<Vote>, ApiError> {
+        let ids: Vec<String> = requests.iter().map(|r| r.account_id.clone()).collect();
+        let verdicts = self.db.read(move |tx| store::verdicts(tx, &ids)).await?;
+        Ok(requests
+            .iter()
+            .map(|r| match verdicts.get(&r.account_id).copied().flatten() {
+                None => Vote::Yes,
+                Some(reason) => Vote::No { reason },
+            })
+            .collect())
     }
 
-    async fn commit(&self, _tx_id: String) -> Result<(), ApiError> {
+    async fn commit_many(&self, _tx_ids: Vec<String>) -> Result<(), ApiError> {
         Ok(())
     }
 

@@ -1,47 +1,72 @@
 //! Order's public routes.
 
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use contracts::Mode;
 use contracts::api::{Order, OrderList, PageQuery, PlaceOrderRequest};
+use contracts::ids::IdempotencyKey;
 use contracts::order::NewOrder;
-use runtime::{ApiError, ApiJson};
+use runtime::idempotency::{self, Claim};
+use runtime::{ApiError, ApiJson, ApiPath, ApiQuery};
 
-use crate::idempotency::Claim;
-use crate::store::{COLUMNS, order_from};
-use crate::{Orders, eventual, strong};
+use crate::{Orders, Reply, eventual, store, strong};
 
-/// `POST /orders`: validate, then place the order the way the mode says.
+/// `POST /orders`: validate, then place the order the way the mode says. Every answer carries
+/// the request's `Idempotency-Key` (made up when the request came without one), so a client
+/// can always retry safely and learn the outcome.
 pub(crate) async fn place(
     State(orders): State<Orders>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
-    let claim = Claim::from_headers(&headers, &request)?;
+    let claim = match Claim::from_headers(&headers, &request)? {
+        Some(claim) => claim,
+        None => Claim::new(IdempotencyKey::generate(), &request),
+    };
     let order = NewOrder::parse(request)?;
-    let answer = match orders.mode {
+    let key = claim.key.as_str().to_owned();
+    let reply = match orders.mode {
         Mode::Strong => strong::place(&orders, order, claim).await,
         Mode::Queue | Mode::Cron => eventual::place(&orders, order, claim).await,
     };
-    let outcome = match &answer {
-        Ok(response) => response.status().as_str().to_owned(),
-        Err(error) => error.status().as_str().to_owned(),
-    };
-    orders.outcomes.with_label_values(&[outcome.as_str()]).inc();
-    answer
+    orders
+        .outcomes
+        .with_label_values(&[reply.status.as_str()])
+        .inc();
+    Ok(reply.into_response_with_key(&key))
+}
+
+impl Reply {
+    fn into_response_with_key(self, key: &str) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body,
+        )
+            .into_response();
+        if let Ok(value) = HeaderValue::from_str(key) {
+            response.headers_mut().insert(idempotency::HEADER, value);
+        }
+        if self.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
 }
 
 pub(crate) async fn read(
     State(orders): State<Orders>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Order>, ApiError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?"))
-        .bind(&id)
-        .fetch_optional(&orders.db.read)
-        .await?;
-    row.as_ref()
-        .map(|r| ApiJson(order_from(r)))
+    let key = id.clone();
+    orders
+        .db
+        .read(move |tx| store::find(tx, &key))
+        .await?
+        .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("order", &id))
 }
 
@@ -49,19 +74,15 @@ pub(crate) async fn read(
 /// heard of: Order does not own accounts) has an empty list.
 pub(crate) async fn list(
     State(orders): State<Orders>,
-    Path(account_id): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiPath(account_id): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<OrderList>, ApiError> {
     let limit = page.limit()?;
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE account_id = ? AND id > ? ORDER BY id LIMIT ?"
-    ))
-    .bind(&account_id)
-    .bind(page.after())
-    .bind(limit as i64)
-    .fetch_all(&orders.db.read)
-    .await?;
-    let list: Vec<Order> = rows.iter().map(order_from).collect();
+    let after = page.after().to_owned();
+    let list = orders
+        .db
+        .read(move |tx| store::list(tx, &account_id, &after, limit as i64))
+        .await?;
     let next_after = (list.len() == limit).then(|| list[limit - 1].id.clone());
     Ok(ApiJson(OrderList {
         orders: list,

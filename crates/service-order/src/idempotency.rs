@@ -1,134 +1,160 @@
-//! `Idempotency-Key`: a retried `POST /orders` gets the first answer back, and never places a
-//! second order. A key is bound to the request it first came with: the same key with another
-//! body is a client bug, answered `409`.
+//! Order's idempotency keys: every statement on them, for both engines. How a key is read
+//! and a request fingerprinted is shared ([`runtime::idempotency`]).
+//!
+//! Every order has a key: the client's `Idempotency-Key`, or one made up for a request that
+//! came without, returned in the answer's `Idempotency-Key` header. A key is bound to the
+//! first request's fingerprint and to an order id; it gets the first *final* answer. In strong
+//! mode a key without an answer means its order's two-phase commit has not finished: a retry
+//! drives that same transaction to its end (see [`crate::strong`]).
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use contracts::api::PlaceOrderRequest;
-use contracts::ids::IdempotencyKey;
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
 use contracts::now_ms;
-use runtime::ApiError;
-use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
+use runtime::idempotency::Claim;
+use storage::{DbError, Param, Tx, sql};
 
-pub(crate) const HEADER: &str = "idempotency-key";
-
-/// A key and the fingerprint of the request that carries it.
+/// What a key holds: the request it is bound to, its order, and its answer once final.
 #[derive(Debug, Clone)]
-pub(crate) struct Claim {
-    pub key: IdempotencyKey,
-    /// SHA-256 of the request as parsed and re-serialized, so that two bodies that differ only
-    /// in whitespace or field order are the same request.
+pub(crate) struct Stored {
     pub request_hash: String,
+    pub order_id: String,
+    pub answer: Option<(StatusCode, String)>,
 }
 
-impl Claim {
-    /// Reads the header, if any. A key that is present but unreadable is a bad request: going
-    /// on without it could place the order twice.
-    pub fn from_headers(
-        headers: &HeaderMap,
-        request: &PlaceOrderRequest,
-    ) -> Result<Option<Self>, ApiError> {
-        let Some(value) = headers.get(HEADER) else {
-            return Ok(None);
-        };
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))?;
-        let key = IdempotencyKey::parse(text).map_err(|e| ApiError::BadRequest(e.0))?;
-        let canonical = serde_json::to_vec(request).expect("a parsed request always serializes");
-        let request_hash = format!("{:x}", Sha256::digest(&canonical));
-        Ok(Some(Self { key, request_hash }))
+type KeyRow = (String, String, String, Option<i64>, Option<String>);
+
+fn stored((_, request_hash, order_id, status, response): KeyRow) -> Stored {
+    Stored {
+        request_hash,
+        order_id,
+        answer: match (status, response) {
+            (Some(status), Some(body)) => Some((
+                StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK),
+                body,
+            )),
+            _ => None,
+        },
     }
 }
 
-/// What an earlier request with the same key left.
-pub(crate) enum Earlier {
-    /// It was answered: answer the same.
-    Answered(Response),
-    /// It is still in its two-phase commit.
-    InProgress,
-}
-
-/// Looks the key up inside the caller's transaction.
-pub(crate) async fn find(
-    conn: &mut SqliteConnection,
-    claim: &Claim,
-) -> Result<Option<Earlier>, ApiError> {
-    let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT request_hash, status_code, response FROM idempotency_keys WHERE key = ?",
-    )
-    .bind(claim.key.as_str())
-    .fetch_optional(conn)
-    .await?;
-    let Some((request_hash, status, response)) = row else {
-        return Ok(None);
-    };
-    if request_hash != claim.request_hash {
-        return Err(ApiError::Conflict(
-            "Idempotency-Key was already used with a different request".into(),
-        ));
+/// The keys among `keys` that exist, with what they hold: one lookup for a whole batch.
+pub(crate) fn find_all(tx: &mut Tx<'_>, keys: &[&str]) -> Result<HashMap<String, Stored>, DbError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(Some(match (status, response) {
-        (Some(status), Some(body)) => Earlier::Answered(stored_response(status, body)),
-        _ => Earlier::InProgress,
-    }))
+    let params: Vec<&dyn Param> = keys.iter().map(|k| k as &dyn Param).collect();
+    let rows: Vec<KeyRow> = tx.query(
+        &format!(
+            "SELECT key, request_hash, order_id, status_code, response FROM idempotency_keys
+             WHERE key IN ({})",
+            sql::list(keys.len(), 1)
+        ),
+        &params,
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.0.clone(), stored(row)))
+        .collect())
 }
 
-fn stored_response(status: i64, body: String) -> Response {
-    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
-
-/// Inserts the key inside the caller's transaction, with its answer if it is already known.
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    claim: &Claim,
-    order_id: &str,
-    answer: Option<(StatusCode, &str)>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (key, request_hash, order_id, status_code, response, created_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(claim.key.as_str())
-    .bind(&claim.request_hash)
-    .bind(order_id)
-    .bind(answer.map(|(status, _)| i64::from(status.as_u16())))
-    .bind(answer.map(|(_, body)| body))
-    .bind(now_ms())
-    .execute(conn)
-    .await?;
+/// A new key with its answer, for many orders at once: `(claim, order_id, status, body)`.
+pub(crate) fn insert_all(
+    tx: &mut Tx<'_>,
+    keys: &[(&Claim, &str, StatusCode, &str)],
+) -> Result<(), DbError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let statuses: Vec<i64> = keys.iter().map(|k| i64::from(k.2.as_u16())).collect();
+    let names: Vec<&str> = keys.iter().map(|k| k.0.key.as_str()).collect();
+    let mut params: Vec<&dyn Param> = Vec::with_capacity(keys.len() * 6);
+    for (i, (claim, order_id, _, body)) in keys.iter().enumerate() {
+        params.extend([
+            &names[i] as &dyn Param,
+            &claim.request_hash,
+            order_id,
+            &statuses[i],
+            body,
+            &now,
+        ]);
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO idempotency_keys (key, request_hash, order_id, status_code, response, created_at_ms)
+             VALUES {}",
+            sql::values(keys.len(), 6)
+        ),
+        &params,
+    )?;
     Ok(())
 }
 
-/// Records the answer of a key inserted without one.
-pub(crate) async fn answer(
-    conn: &mut SqliteConnection,
-    claim: &Claim,
+/// Claims a key for `order_id` if it is new; returns what the key holds (possibly another
+/// order, claimed by an earlier attempt). Inserting first locks the key until this write
+/// commits, so two attempts at once see one another.
+pub(crate) fn claim(tx: &mut Tx<'_>, claim: &Claim, order_id: &str) -> Result<Stored, DbError> {
+    tx.execute(
+        "INSERT INTO idempotency_keys (key, request_hash, order_id, created_at_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (key) DO NOTHING",
+        &[&claim.key.as_str(), &claim.request_hash, &order_id, &now_ms()],
+    )?;
+    let row: KeyRow = tx.query_one(
+        "SELECT key, request_hash, order_id, status_code, response FROM idempotency_keys
+         WHERE key = $1",
+        &[&claim.key.as_str()],
+    )?;
+    Ok(stored(row))
+}
+
+/// Binds a key whose order was aborted to a fresh order, for a new attempt; `false` if another
+/// attempt moved it first.
+pub(crate) fn rebind(
+    tx: &mut Tx<'_>,
+    key: &str,
+    from_order: &str,
+    to_order: &str,
+) -> Result<bool, DbError> {
+    Ok(tx.execute(
+        "UPDATE idempotency_keys SET order_id = $3 WHERE key = $1 AND order_id = $2 AND response IS NULL",
+        &[&key, &from_order, &to_order],
+    )? == 1)
+}
+
+/// Records a key's final answer (the first one stands).
+pub(crate) fn answer(
+    tx: &mut Tx<'_>,
+    key: &str,
     status: StatusCode,
     body: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE idempotency_keys SET status_code = ?, response = ? WHERE key = ?")
-        .bind(i64::from(status.as_u16()))
-        .bind(body)
-        .bind(claim.key.as_str())
-        .execute(conn)
-        .await?;
+) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE idempotency_keys SET status_code = $2, response = $3 WHERE key = $1 AND response IS NULL",
+        &[&key, &i64::from(status.as_u16()), &body],
+    )?;
     Ok(())
 }
 
-/// Forgets a key whose request failed in a way a retry may fix (a participant that did not
-/// answer), so that the retry is tried for real.
-pub(crate) async fn forget(conn: &mut SqliteConnection, claim: &Claim) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE key = ?")
-        .bind(claim.key.as_str())
-        .execute(conn)
-        .await?;
+/// Records the `201` of every key whose order is one of `order_ids` and has no answer yet.
+pub(crate) fn answer_confirmed(
+    tx: &mut Tx<'_>,
+    confirmed: &[(String, String)],
+) -> Result<(), DbError> {
+    for (order_id, body) in confirmed {
+        tx.execute(
+            "UPDATE idempotency_keys SET status_code = 201, response = $2
+             WHERE order_id = $1 AND response IS NULL",
+            &[order_id, body],
+        )?;
+    }
     Ok(())
+}
+
+/// Keys older than `before_ms` go: a retry after that is a new order.
+pub(crate) fn prune(tx: &mut Tx<'_>, before_ms: i64) -> Result<u64, DbError> {
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE created_at_ms < $1 AND response IS NOT NULL",
+        &[&before_ms],
+    )
 }

@@ -1,12 +1,10 @@
 //! Placing orders in the eventual modes, in batches: the hot path of queue and cron.
 //!
-//! Group commit already shares one fsync among concurrent orders, but each order still costs
-//! half a dozen statements, and every statement is a round trip to the SQLite driver's thread.
-//! Here a placer task takes every order waiting and writes the whole batch with a handful of
+//! A placer task takes every order waiting and writes the whole batch with a handful of
 //! set-based statements — one lookup of the idempotency keys, one insert each for the orders,
-//! their `OrderPlaced` events and the new keys — in one transaction. What each order gets is
-//! exactly what [`eventual::place`](crate::eventual) would give it alone: its own order and
-//! event, the first answer for a key seen before, `409` for a key reused with another body.
+//! their `OrderPlaced` events and the new keys — in one transaction, on the database's writer
+//! thread. What each order gets is exactly what placing it alone would give it: its own order
+//! and event, the first answer for a key seen before, `409` for a key reused with another body.
 
 use std::collections::HashMap;
 
@@ -17,19 +15,18 @@ use contracts::ids::OrderId;
 use contracts::now_ms;
 use contracts::order::NewOrder;
 use runtime::ApiError;
-use sqlx::{Connection, QueryBuilder, Sqlite};
-use storage::Db;
+use runtime::idempotency::{self, Claim};
+use storage::{Db, DbError, Tx};
 use tokio::sync::{mpsc, oneshot};
 use transport::Outbox;
 
-use crate::idempotency::Claim;
-use crate::store;
+use crate::{idempotency as keys, store};
 
 /// Orders that may wait for the placer; past this, requests wait to enqueue.
 const QUEUE_MAX: usize = 8_192;
 
 /// Orders per transaction at most. Each order binds 8 values in the largest statement, so 512
-/// orders stay far below SQLite's 32,766 bound variables.
+/// orders stay far below either engine's bound on values per statement.
 const BATCH_MAX: usize = 512;
 
 /// What placing one order came to.
@@ -43,7 +40,7 @@ pub(crate) enum Placed {
 
 struct Request {
     order: NewOrder,
-    claim: Option<Claim>,
+    claim: Claim,
     answer: oneshot::Sender<Result<Placed, ApiError>>,
 }
 
@@ -60,22 +57,18 @@ impl std::fmt::Debug for Request {
 }
 
 impl Placer {
-    /// The handle, and the task that places batches until every handle is dropped. `placed`
-    /// is told the newest outbox position after each batch commits.
+    /// The handle, and the task that places batches until every handle is dropped.
     pub(crate) fn new(
         db: Db,
-        placed: impl Fn(i64) + Send + 'static,
+        outbox: Outbox,
     ) -> (Self, impl std::future::Future<Output = anyhow::Result<()>>) {
         let (tx, rx) = mpsc::channel(QUEUE_MAX);
-        (Self { requests: tx }, run(db, rx, placed))
+        (Self { requests: tx }, run(db, rx, outbox))
     }
 
-    pub(crate) async fn place(
-        &self,
-        order: NewOrder,
-        claim: Option<Claim>,
-    ) -> Result<Placed, ApiError> {
+    pub(crate) async fn place(&self, order: NewOrder, claim: Claim) -> Result<Placed, ApiError> {
         let (answer, answered) = oneshot::channel();
+        let stopping = || ApiError::Unavailable("the order service is shutting down".into());
         self.requests
             .send(Request {
                 order,
@@ -83,41 +76,57 @@ impl Placer {
                 answer,
             })
             .await
-            .map_err(|_| ApiError::Unavailable("the order service is shutting down".into()))?;
-        answered
-            .await
-            .map_err(|_| ApiError::Unavailable("the order service is shutting down".into()))?
+            .map_err(|_| stopping())?;
+        answered.await.map_err(|_| stopping())?
     }
 }
 
-async fn run(
-    db: Db,
-    mut requests: mpsc::Receiver<Request>,
-    placed: impl Fn(i64),
-) -> anyhow::Result<()> {
+async fn run(db: Db, mut requests: mpsc::Receiver<Request>, outbox: Outbox) -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(BATCH_MAX);
     while requests.recv_many(&mut batch, BATCH_MAX).await > 0 {
-        let outcome = place_batch(&db, &mut batch).await;
-        match outcome {
-            Ok((answers, head)) => {
-                if let Some(head) = head {
-                    placed(head);
+        let (inputs, answers): (Vec<(NewOrder, Claim)>, Vec<_>) = batch
+            .drain(..)
+            .map(|r| ((r.order, r.claim), r.answer))
+            .unzip();
+        let count = inputs.len();
+        match db.write(move |tx| place_batch(tx, inputs)).await {
+            Ok((placed, wrote_events)) => {
+                assert_eq!(placed.len(), count, "one answer per order");
+                if wrote_events {
+                    outbox.published();
                 }
-                for (request, answer) in batch.drain(..).zip(answers) {
-                    let _ = request.answer.send(answer);
+                for (answer, placed) in answers.into_iter().zip(placed) {
+                    let _ = answer.send(placed);
                 }
             }
             Err(error) => {
-                tracing::error!(error = %error, orders = batch.len(), "a batch of orders did not commit");
-                for request in batch.drain(..) {
-                    let _ = request.answer.send(Err(ApiError::Internal(anyhow::anyhow!(
-                        "placing the order failed: {error}"
-                    ))));
+                tracing::warn!(%error, orders = count, "a batch of orders did not commit");
+                for answer in answers {
+                    let _ = answer.send(Err(not_placed(&error)));
                 }
             }
         }
     }
     Ok(())
+}
+
+/// What a client hears when the batch its order was in did not commit: nothing was placed,
+/// or (the commit's answer lost) nobody knows; either way a retry with the key is safe.
+fn not_placed(error: &DbError) -> ApiError {
+    let outcome = match error.kind() {
+        storage::ErrorKind::Unknown => "unknown",
+        _ => "not_placed",
+    };
+    let mut fields = serde_json::Map::new();
+    fields.insert("outcome".into(), outcome.into());
+    ApiError::Detailed(
+        StatusCode::SERVICE_UNAVAILABLE,
+        match outcome {
+            "unknown" => "the order may or may not be placed: retry with the same Idempotency-Key to learn which".into(),
+            _ => "the order was not placed (the database is unavailable); retry with the same Idempotency-Key".into(),
+        },
+        fields,
+    )
 }
 
 /// What the batch decided for one request before anything is written.
@@ -130,112 +139,58 @@ enum Decision {
     SameAs(usize),
     /// The key came with another body.
     Conflict,
-    /// The key belongs to a request still in a two-phase commit (a database that once ran
-    /// strong mode cannot be served in an eventual one, so this is only a guard).
+    /// The key belongs to a request without a final answer (a database that once ran strong
+    /// mode cannot be served in an eventual one, so this is only a guard).
     InProgress,
 }
 
-/// Writes one batch in one transaction; returns each request's answer, in order, and the
-/// newest outbox position written.
-async fn place_batch(
-    db: &Db,
-    batch: &mut [Request],
-) -> Result<(Vec<Result<Placed, ApiError>>, Option<i64>), sqlx::Error> {
-    let mut conn = db.write.acquire().await?;
-    let mut tx = conn.begin().await?;
-
-    // Keys seen before: one lookup for the whole batch.
-    let keys: Vec<&str> = batch
-        .iter()
-        .filter_map(|r| r.claim.as_ref())
-        .map(|c| c.key.as_str())
-        .collect();
-    let mut stored: HashMap<String, (String, Option<i64>, Option<String>)> = HashMap::new();
-    if !keys.is_empty() {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT key, request_hash, status_code, response FROM idempotency_keys WHERE key IN (",
-        );
-        let mut list = query.separated(", ");
-        for key in &keys {
-            list.push_bind(*key);
-        }
-        query.push(")");
-        let rows: Vec<(String, String, Option<i64>, Option<String>)> =
-            query.build_query_as().fetch_all(&mut *tx).await?;
-        stored = rows
-            .into_iter()
-            .map(|(k, h, s, r)| (k, (h, s, r)))
-            .collect();
-    }
+/// Writes one batch; returns each request's answer, in order, and whether events were written.
+fn place_batch(
+    tx: &mut Tx<'_>,
+    batch: Vec<(NewOrder, Claim)>,
+) -> Result<(Vec<Result<Placed, ApiError>>, bool), DbError> {
+    let names: Vec<&str> = batch.iter().map(|(_, c)| c.key.as_str()).collect();
+    let stored = keys::find_all(tx, &names)?;
 
     // Decide each request in arrival order, as one at a time would.
     let now = now_ms();
-    let mut new_orders: Vec<(Order, Option<Claim>)> = Vec::new();
-    let mut in_batch: HashMap<String, (String, usize)> = HashMap::new();
+    let mut new_orders: Vec<(Order, &Claim)> = Vec::new();
+    let mut in_batch: HashMap<&str, (&str, usize)> = HashMap::new();
     let decisions: Vec<Decision> = batch
         .iter()
-        .map(|request| {
-            if let Some(claim) = &request.claim {
-                let key = claim.key.as_str();
-                if let Some((hash, status, response)) = stored.get(key) {
-                    return match (hash == &claim.request_hash, status, response) {
-                        (false, _, _) => Decision::Conflict,
-                        (true, Some(status), Some(body)) => Decision::Stored(
-                            StatusCode::from_u16(*status as u16).unwrap_or(StatusCode::OK),
-                            body.clone(),
-                        ),
-                        (true, _, _) => Decision::InProgress,
-                    };
-                }
-                if let Some((hash, index)) = in_batch.get(key) {
-                    return if hash == &claim.request_hash {
-                        Decision::SameAs(*index)
-                    } else {
-                        Decision::Conflict
-                    };
-                }
-                in_batch.insert(
-                    key.to_owned(),
-                    (claim.request_hash.clone(), new_orders.len()),
-                );
+        .map(|(order, claim)| {
+            let key = claim.key.as_str();
+            if let Some(earlier) = stored.get(key) {
+                return match (earlier.request_hash == claim.request_hash, &earlier.answer) {
+                    (false, _) => Decision::Conflict,
+                    (true, Some((status, body))) => Decision::Stored(*status, body.clone()),
+                    (true, None) => Decision::InProgress,
+                };
             }
-            let order = store::new_order(
-                &OrderId::generate(),
-                &request.order,
-                OrderStatus::Accepted,
-                now,
-            );
-            new_orders.push((order, request.claim.clone()));
+            if let Some((hash, index)) = in_batch.get(key) {
+                return if *hash == claim.request_hash {
+                    Decision::SameAs(*index)
+                } else {
+                    Decision::Conflict
+                };
+            }
+            in_batch.insert(key, (&claim.request_hash, new_orders.len()));
+            let order = store::new_order(&OrderId::generate(), order, OrderStatus::Accepted, now);
+            new_orders.push((order, claim));
             Decision::New(new_orders.len() - 1)
         })
         .collect();
 
-    let mut head = None;
     let bodies: Vec<String> = new_orders
         .iter()
         .map(|(order, _)| serde_json::to_string(order).expect("an order always serializes"))
         .collect();
     if !new_orders.is_empty() {
-        let mut orders = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO orders (id, account_id, status, total_cents, points, items, acknowledged_at_ms, settled_at_ms) ",
-        );
-        orders.push_values(&new_orders, |mut row, (order, _)| {
-            row.push_bind(&order.id)
-                .push_bind(&order.account_id)
-                .push_bind(order.status.as_str())
-                .push_bind(order.total_cents)
-                .push_bind(order.points)
-                .push_bind(
-                    serde_json::to_string(&order.items).expect("line items always serialize"),
-                )
-                .push_bind(order.acknowledged_at_ms)
-                .push_bind(order.settled_at_ms);
-        });
-        orders.build().execute(&mut *tx).await?;
-
-        let events: Vec<EventBody> = new_orders
+        let orders: Vec<&Order> = new_orders.iter().map(|(o, _)| o).collect();
+        store::insert_all(tx, &orders)?;
+        let events: Vec<EventBody> = orders
             .iter()
-            .map(|(order, _)| EventBody::OrderPlaced {
+            .map(|order| EventBody::OrderPlaced {
                 order_id: order.id.clone(),
                 account_id: order.account_id.clone(),
                 total_cents: order.total_cents,
@@ -243,29 +198,21 @@ async fn place_batch(
                 acknowledged_at_ms: order.acknowledged_at_ms,
             })
             .collect();
-        head = Outbox::append_all(&mut tx, &events, now).await?;
-
-        let keyed: Vec<(&Order, &Claim, &String)> = new_orders
+        Outbox::append_all(tx, &events, now)?;
+        let keyed: Vec<(&Claim, &str, StatusCode, &str)> = new_orders
             .iter()
             .zip(&bodies)
-            .filter_map(|((order, claim), body)| claim.as_ref().map(|c| (order, c, body)))
+            .map(|((order, claim), body)| {
+                (
+                    *claim,
+                    order.id.as_str(),
+                    StatusCode::ACCEPTED,
+                    body.as_str(),
+                )
+            })
             .collect();
-        if !keyed.is_empty() {
-            let mut keys = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO idempotency_keys (key, request_hash, order_id, status_code, response, created_at_ms) ",
-            );
-            keys.push_values(&keyed, |mut row, (order, claim, body)| {
-                row.push_bind(claim.key.as_str())
-                    .push_bind(&claim.request_hash)
-                    .push_bind(&order.id)
-                    .push_bind(i64::from(StatusCode::ACCEPTED.as_u16()))
-                    .push_bind(body.as_str())
-                    .push_bind(now);
-            });
-            keys.build().execute(&mut *tx).await?;
-        }
+        keys::insert_all(tx, &keyed)?;
     }
-    tx.commit().await?;
 
     let answers = decisions
         .into_iter()
@@ -278,13 +225,11 @@ async fn place_batch(
                 body: bodies[i].clone(),
             }),
             Decision::Stored(status, body) => Ok(Placed::Earlier { status, body }),
-            Decision::Conflict => Err(ApiError::Conflict(
-                "Idempotency-Key was already used with a different request".into(),
-            )),
+            Decision::Conflict => Err(idempotency::conflict()),
             Decision::InProgress => Err(ApiError::Conflict(
                 "a request with this Idempotency-Key is in progress".into(),
             )),
         })
         .collect();
-    Ok((answers, head))
+    Ok((answers, !new_orders.is_empty()))
 }

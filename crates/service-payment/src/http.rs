@@ -1,58 +1,41 @@
 //! Payment's public routes: wallets, top-ups and payments.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use contracts::api::{
-    PageQuery, Payment, PaymentList, PaymentStatus, Refusal, TopUpRequest, Wallet,
-};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use contracts::api::{PageQuery, Payment, PaymentList, Refusal, TopUpRequest, Wallet};
 use contracts::internal::{ELIGIBILITY_PATH, EligibilityRequest, EligibilityResponse};
 use contracts::limits::{BALANCE_CENTS_MAX, TOP_UP_CENTS_MAX};
 use contracts::money::Cents;
-use contracts::now_ms;
-use runtime::{ApiError, ApiJson, CallError};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use runtime::idempotency::{self, Claim};
+use runtime::{ApiError, ApiJson, ApiPath, ApiQuery};
 
-use crate::Payments;
-
-pub(crate) async fn find_wallet(
-    payments: &Payments,
-    account_id: &str,
-) -> Result<Option<Wallet>, sqlx::Error> {
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT balance_cents, held_cents, top_ups_cents FROM wallets WHERE account_id = ?",
-    )
-    .bind(account_id)
-    .fetch_optional(&payments.db.read)
-    .await?;
-    Ok(
-        row.map(|(balance_cents, held_cents, top_ups_cents)| Wallet {
-            account_id: account_id.to_owned(),
-            balance_cents,
-            held_cents,
-            top_ups_cents,
-        }),
-    )
-}
+use crate::{Payments, wallets};
 
 pub(crate) async fn wallet(
     State(payments): State<Payments>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
 ) -> Result<ApiJson<Wallet>, ApiError> {
-    find_wallet(&payments, &account_id)
+    let id = account_id.clone();
+    payments
+        .db
+        .read(move |tx| wallets::find_wallet(tx, &id))
         .await?
         .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("wallet of account", &account_id))
 }
 
 /// Adds money to a wallet, creating it on the first top-up. The account must exist (Account
-/// is asked); a suspended account may still top up.
+/// is asked); a suspended account may still top up. With an `Idempotency-Key`, a retry gets
+/// the first answer and adds nothing.
 pub(crate) async fn top_up(
     State(payments): State<Payments>,
-    Path(account_id): Path<String>,
+    headers: HeaderMap,
+    ApiPath(account_id): ApiPath<String>,
     ApiJson(request): ApiJson<TopUpRequest>,
-) -> Result<(StatusCode, ApiJson<Wallet>), ApiError> {
-    let amount = Cents::parse("amount_cents", request.amount_cents, TOP_UP_CENTS_MAX)?;
+) -> Result<Response, ApiError> {
+    let amount = Cents::parse("amount_cents", request.amount_cents, TOP_UP_CENTS_MAX)?.get();
+    let claim = Claim::from_headers(&headers, &(&account_id, amount))?;
     let answer: EligibilityResponse = payments
         .account
         .post(
@@ -62,90 +45,68 @@ pub(crate) async fn top_up(
             },
         )
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     if answer.verdicts.get(&account_id) == Some(&Some(Refusal::UnknownAccount)) {
         return Err(ApiError::not_found("account", &account_id));
     }
-    let mut tx = payments.db.write.begin().await?;
-    let balance: i64 = sqlx::query_scalar(
-        "INSERT INTO wallets (account_id, balance_cents, held_cents, top_ups_cents) VALUES (?, ?, 0, ?)
-         ON CONFLICT (account_id) DO UPDATE SET balance_cents = balance_cents + excluded.balance_cents,
-             top_ups_cents = top_ups_cents + excluded.top_ups_cents
-         RETURNING balance_cents",
-    )
-    .bind(&account_id)
-    .bind(amount.get())
-    .bind(amount.get())
-    .fetch_one(&mut *tx)
-    .await?;
-    if balance > BALANCE_CENTS_MAX {
-        // Dropping the transaction rolls the top-up back.
-        return Err(ApiError::Invalid(format!(
-            "a wallet may hold at most {BALANCE_CENTS_MAX} cents"
-        )));
-    }
-    sqlx::query("INSERT INTO top_ups (account_id, amount_cents, at_ms) VALUES (?, ?, ?)")
-        .bind(&account_id)
-        .bind(amount.get())
-        .bind(now_ms())
-        .execute(&mut *tx)
+    let body = payments
+        .db
+        .write(move |tx| {
+            if let Some(claim) = &claim {
+                // Claiming the key first locks it: a concurrent retry waits for this answer.
+                let (hash, earlier) = wallets::claim_top_up_key(tx, claim)?;
+                if hash != claim.request_hash {
+                    return Err(idempotency::conflict());
+                }
+                if let Some(earlier) = earlier {
+                    return Ok(earlier);
+                }
+            }
+            let wallet =
+                wallets::top_up(tx, &account_id, amount, BALANCE_CENTS_MAX)?.ok_or_else(|| {
+                    ApiError::Invalid(format!(
+                        "a wallet may hold at most {BALANCE_CENTS_MAX} cents"
+                    ))
+                })?;
+            let body = serde_json::to_string(&wallet).expect("a wallet always serializes");
+            if let Some(claim) = &claim {
+                wallets::answer_top_up_key(tx, claim.key.as_str(), &body)?;
+            }
+            Ok::<_, ApiError>(body)
+        })
         .await?;
-    tx.commit().await?;
-    let wallet = find_wallet(&payments, &account_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("wallet vanished after top-up")))?;
-    Ok((StatusCode::CREATED, ApiJson(wallet)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
-pub(crate) fn unavailable(error: CallError) -> ApiError {
-    ApiError::Unavailable(error.to_string())
-}
-
-fn payment_from(row: &SqliteRow) -> Payment {
-    let status: String = row.get("status");
-    let reason: Option<String> = row.get("reason");
-    Payment {
-        order_id: row.get("order_id"),
-        account_id: row.get("account_id"),
-        amount_cents: row.get("amount_cents"),
-        status: PaymentStatus::parse(&status).unwrap_or(PaymentStatus::Declined),
-        reason: reason.as_deref().and_then(Refusal::parse),
-    }
-}
-
-/// A held payment is a two-phase commit in flight: no read shows it.
 pub(crate) async fn payment(
     State(payments): State<Payments>,
-    Path(order_id): Path<String>,
+    ApiPath(order_id): ApiPath<String>,
 ) -> Result<ApiJson<Payment>, ApiError> {
-    let row = sqlx::query(
-        "SELECT order_id, account_id, amount_cents, status, reason FROM payments
-         WHERE order_id = ? AND status != 'held'",
-    )
-    .bind(&order_id)
-    .fetch_optional(&payments.db.read)
-    .await?;
-    row.as_ref()
-        .map(|r| ApiJson(payment_from(r)))
+    let id = order_id.clone();
+    payments
+        .db
+        .read(move |tx| wallets::find_payment(tx, &id))
+        .await?
+        .map(ApiJson)
         .ok_or_else(|| ApiError::not_found("payment for order", &order_id))
 }
 
 pub(crate) async fn payments_of(
     State(payments): State<Payments>,
-    Path(account_id): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiPath(account_id): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<ApiJson<PaymentList>, ApiError> {
     let limit = page.limit()?;
-    let rows = sqlx::query(
-        "SELECT order_id, account_id, amount_cents, status, reason FROM payments
-         WHERE account_id = ? AND order_id > ? AND status != 'held' ORDER BY order_id LIMIT ?",
-    )
-    .bind(&account_id)
-    .bind(page.after())
-    .bind(limit as i64)
-    .fetch_all(&payments.db.read)
-    .await?;
-    let list: Vec<Payment> = rows.iter().map(payment_from).collect();
+    let (id, after) = (account_id, page.after().to_owned());
+    let list = payments
+        .db
+        .read(move |tx| wallets::payments_of(tx, &id, &after, limit as i64))
+        .await?;
     let next_after = (list.len() == limit).then(|| list[limit - 1].order_id.clone());
     Ok(ApiJson(PaymentList {
         payments: list,

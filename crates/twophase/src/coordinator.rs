@@ -191,6 +191,16 @@ pub async fn commit_all(participants: &[Link], tx_id: &str) -> Result<(), CallEr
         .collect()
 }
 
+/// Abort, confirmed: every participant must acknowledge it. Used before a retry starts a
+/// fresh transaction, so that nothing the aborted one held stands in its way.
+pub async fn abort_all_confirmed(participants: &[Link], tx_id: &str) -> Result<(), CallError> {
+    let path = abort_path(tx_id);
+    join_all(participants.iter().map(|p| p.peer().post_empty(&path)))
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// Phase two, abort: best effort. A participant that misses it asks the coordinator later and
 /// learns `abort` (presumed abort).
 pub async fn abort_all(participants: &[Link], tx_id: &str) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use contracts::internal::{
@@ -14,7 +14,7 @@ use contracts::internal::{
 };
 use contracts::{Mode, now_ms};
 use futures::future::try_join_all;
-use runtime::{ApiError, ApiJson, Peer};
+use runtime::{ApiError, ApiJson, ApiPath, Peer};
 use tokio_util::sync::CancellationToken;
 
 use crate::Outcome;
@@ -123,7 +123,7 @@ async fn commit_many<P: Participant>(
 
 async fn commit<P: Participant>(
     State(participant): State<Arc<P>>,
-    Path(tx_id): Path<String>,
+    ApiPath(tx_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     participant.commit(tx_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -131,7 +131,7 @@ async fn commit<P: Participant>(
 
 async fn abort<P: Participant>(
     State(participant): State<Arc<P>>,
-    Path(tx_id): Path<String>,
+    ApiPath(tx_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     participant.abort(tx_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,25 +2,28 @@ CREATE TABLE orders (
     id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('accepted', 'confirmed', 'cancelled')),
-    total_cents INTEGER NOT NULL CHECK (total_cents > 0),
-    points INTEGER NOT NULL CHECK (points >= 0),
+    total_cents BIGINT NOT NULL CHECK (total_cents > 0),
+    points BIGINT NOT NULL CHECK (points >= 0),
     items TEXT NOT NULL,
     reason TEXT,
-    acknowledged_at_ms INTEGER NOT NULL,
-    settled_at_ms INTEGER
+    acknowledged_at_ms BIGINT NOT NULL,
+    settled_at_ms BIGINT
 );
 CREATE INDEX orders_by_account ON orders (account_id, id);
 
--- A client's Idempotency-Key and the first answer it got. `response` is NULL while a strong
--- mode order with this key is still in its two-phase commit.
+-- A client's Idempotency-Key (or one the service made up for a request without) and the
+-- first final answer it got. `response` is NULL while a strong-mode order with this key is
+-- not finished: a retry then drives that order's two-phase commit (`order_id`) to its end.
 CREATE TABLE idempotency_keys (
     key TEXT PRIMARY KEY,
     request_hash TEXT NOT NULL,
     order_id TEXT NOT NULL,
-    status_code INTEGER,
+    status_code BIGINT,
     response TEXT,
-    created_at_ms INTEGER NOT NULL
+    created_at_ms BIGINT NOT NULL
 );
+CREATE INDEX idempotency_keys_by_order ON idempotency_keys (order_id);
+CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at_ms);
 
 -- The coordinator's decision log (strong mode). A row is written once and never changes its
 -- outcome: the primary key makes "commit" and a participant's "abort" race for the same row.
@@ -28,7 +31,8 @@ CREATE TABLE idempotency_keys (
 CREATE TABLE decisions (
     tx_id TEXT PRIMARY KEY,
     outcome TEXT NOT NULL CHECK (outcome IN ('commit', 'abort')),
-    decided_at_ms INTEGER NOT NULL,
-    completed INTEGER NOT NULL DEFAULT 0
+    decided_at_ms BIGINT NOT NULL,
+    completed BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX decisions_incomplete ON decisions (decided_at_ms) WHERE completed = 0;
+CREATE INDEX decisions_by_age ON decisions (decided_at_ms);

@@ -1,16 +1,18 @@
 -- One row per order Stats has heard of. Only 'counted' rows are in the totals below;
--- 'pending' is a prepared two-phase-commit entry, 'reversed' an order cancelled after it was
--- counted (or before: then it is a tombstone that keeps a late OrderPlaced out).
+-- 'pending' is a prepared two-phase-commit entry, 'aborted' the tombstone of an aborted one
+-- (a late prepare then holds nothing), 'reversed' an order cancelled after it was counted (or
+-- before: then it is a tombstone that keeps a late OrderPlaced out).
 CREATE TABLE order_facts (
     order_id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL,
     total_cents INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'counted', 'reversed')),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'counted', 'reversed', 'aborted')),
     acknowledged_at_ms INTEGER NOT NULL,
     prepared_at_ms INTEGER,
     applied_at_ms INTEGER
 );
 CREATE INDEX order_facts_pending ON order_facts (prepared_at_ms) WHERE status = 'pending';
+CREATE INDEX order_facts_aborted ON order_facts (applied_at_ms) WHERE status = 'aborted';
 
 CREATE TABLE account_totals (
     account_id TEXT PRIMARY KEY,
