@@ -160,14 +160,38 @@ pub struct Progress {
 /// One service's part of [`Progress`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ServiceStatus {
-    /// The position of the last event in the service's outbox; `None` without one (strong
-    /// mode, or a service that produces no events).
+    /// The position of the last event consumers can read in the service's feed; `None`
+    /// without one (strong mode, or a service that produces no events).
     #[serde(default)]
-    pub outbox_head: Option<i64>,
+    pub outbox_head: Option<Position>,
+    /// Events committed to the outbox and not yet published to a broker.
+    #[serde(default)]
+    pub unpublished: i64,
     /// How far the service has consumed each feed, by the name of the feed's producer.
-    pub positions: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub consumers: BTreeMap<String, Consumer>,
     /// Two-phase-commit entries prepared here and not yet committed or aborted.
     pub in_doubt: i64,
+}
+
+/// A place in a feed: feeds are ordered by transaction, then sequence (the transaction is 0
+/// where commit order is sequence order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub struct Position {
+    #[serde(default)]
+    pub tx: i64,
+    pub seq: i64,
+}
+
+/// A consumer of one feed: where it is, and whether it is `running`, `paused`, `stuck` (its
+/// last batch failed and is being retried) or `standby` (another instance consumes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Consumer {
+    pub position: Position,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// Everything the services say about one account, read through the public API. The audit of

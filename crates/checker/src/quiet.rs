@@ -86,16 +86,33 @@ pub fn not_quiet_reasons(progress: &Progress) -> Vec<String> {
             status.in_doubt
         ));
     }
+    for (name, status) in services.iter().filter(|(_, s)| s.unpublished > 0) {
+        reasons.push(format!(
+            "{name} has {} events not yet published",
+            status.unpublished
+        ));
+    }
     for (producer, head) in services
         .iter()
-        .filter_map(|(name, s)| Some((name, s.outbox_head.filter(|h| *h > 0)?)))
+        .filter_map(|(name, s)| Some((name, s.outbox_head.filter(|h| h.seq > 0)?)))
     {
         for (consumer, status) in services {
-            match status.positions.get(producer) {
-                Some(&at) if at < head => reasons.push(format!(
-                    "{consumer} is {} events behind {producer}'s feed (at {at} of {head})",
-                    head - at
-                )),
+            match status.consumers.get(producer) {
+                Some(c) if c.position < head => {
+                    let mut reason = format!(
+                        "{consumer} is {} events behind {producer}'s feed (at {} of {})",
+                        (head.seq - c.position.seq).max(1),
+                        c.position.seq,
+                        head.seq
+                    );
+                    if c.state == "stuck" {
+                        reason.push_str(&format!(
+                            ", stuck: {}",
+                            c.last_error.as_deref().unwrap_or("no error given")
+                        ));
+                    }
+                    reasons.push(reason);
+                }
                 _ => {}
             }
         }
@@ -139,14 +156,26 @@ pub(crate) fn quiet_throughout(before: &Reading, after: &Reading) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ServiceStatus;
+    use crate::model::{Consumer, Position, ServiceStatus};
+
+    fn at(seq: i64) -> Position {
+        Position { tx: 0, seq }
+    }
 
     fn status(head: Option<i64>, positions: &[(&str, i64)], in_doubt: i64) -> ServiceStatus {
         ServiceStatus {
-            outbox_head: head,
-            positions: positions
+            outbox_head: head.map(at),
+            unpublished: 0,
+            consumers: positions
                 .iter()
-                .map(|(p, at)| ((*p).to_owned(), *at))
+                .map(|(p, seq)| {
+                    let consumer = Consumer {
+                        position: at(*seq),
+                        state: "running".into(),
+                        last_error: None,
+                    };
+                    ((*p).to_owned(), consumer)
+                })
                 .collect(),
             in_doubt,
         }
@@ -180,23 +209,25 @@ mod tests {
         progress.quiet = false;
         progress.services.remove("account");
         let services = &mut progress.services;
-        services
-            .get_mut("stats")
-            .unwrap()
-            .positions
-            .insert("order".to_owned(), 7);
+        let stats = services.get_mut("stats").unwrap();
+        let behind = stats.consumers.get_mut("order").unwrap();
+        behind.position = at(7);
+        behind.state = "stuck".into();
+        behind.last_error = Some("disk full".into());
         services
             .get_mut("order")
             .unwrap()
-            .positions
-            .insert("payment".to_owned(), 3);
+            .consumers
+            .get_mut("payment")
+            .unwrap()
+            .position = at(3);
         services.get_mut("payment").unwrap().in_doubt = 2;
         assert_eq!(
             not_quiet_reasons(&progress),
             [
                 "account did not answer",
                 "payment has 2 two-phase-commit entries in doubt",
-                "stats is 3 events behind order's feed (at 7 of 10)",
+                "stats is 3 events behind order's feed (at 7 of 10), stuck: disk full",
                 "order is 1 events behind payment's feed (at 3 of 4)",
             ]
         );
@@ -245,11 +276,11 @@ mod tests {
         // An order placed and fully applied while the check read: quiet at both ends.
         let mut later = at_rest();
         for status in later.services.values_mut() {
-            if let Some(at) = status.positions.get_mut("order") {
-                *at = 11;
+            if let Some(consumer) = status.consumers.get_mut("order") {
+                consumer.position = at(11);
             }
         }
-        later.services.get_mut("order").unwrap().outbox_head = Some(11);
+        later.services.get_mut("order").unwrap().outbox_head = Some(at(11));
         assert!(!quiet_throughout(
             &reading(at_rest(), 5),
             &reading(later, 5)

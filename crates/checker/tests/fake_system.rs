@@ -50,14 +50,14 @@ async fn serve(fake: Arc<Fake>) -> String {
 
 /// `/progress` of queue mode with Order's feed at `head`, Stats at `stats_at` of it.
 fn progress(head: i64, stats_at: i64) -> Value {
-    let consumer =
-        |at: i64| json!({"outbox_head": null, "positions": {"order": at}, "in_doubt": 0});
+    let at = |seq: i64| json!({"position": {"tx": 0, "seq": seq}, "state": "running"});
+    let consumer = |seq: i64| json!({"consumers": {"order": at(seq)}, "in_doubt": 0});
     json!({
         "quiet": stats_at == head,
         "services": {
-            "account": {"outbox_head": null, "positions": {}, "in_doubt": 0},
-            "order": {"outbox_head": head, "positions": {"payment": 2}, "in_doubt": 0},
-            "payment": {"outbox_head": 2, "positions": {"order": head}, "in_doubt": 0},
+            "account": {"consumers": {}, "in_doubt": 0},
+            "order": {"outbox_head": {"tx": 0, "seq": head}, "consumers": {"payment": at(2)}, "in_doubt": 0},
+            "payment": {"outbox_head": {"tx": 0, "seq": 2}, "consumers": {"order": at(head)}, "in_doubt": 0},
             "loyalty": consumer(head),
             "stats": consumer(stats_at),
         }
@@ -317,7 +317,10 @@ async fn wait_quiet_returns_once_progress_says_quiet() {
         .await
         .unwrap();
     assert!(progress.quiet);
-    assert_eq!(progress.services["stats"].positions["order"], 10);
+    assert_eq!(
+        progress.services["stats"].consumers["order"].position.seq,
+        10
+    );
 }
 
 #[tokio::test]

@@ -5,8 +5,6 @@
 //! commit) before answering `201`. No gateway, no other service, no outbox. Every mode's
 //! latency is also reported as a ratio to this one's at the same load.
 
-use std::path::Path;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,48 +14,54 @@ use contracts::api::PlaceOrderRequest;
 use contracts::ids::OrderId;
 use contracts::order::NewOrder;
 use contracts::{Mode, now_ms};
-use runtime::{ApiError, ApiJson, App, Metrics, Task};
-use sqlx::migrate::Migrator;
-use storage::Db;
+use runtime::{ApiError, ApiJson, App, Delay, Metrics};
+use storage::{Db, Location, Migration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
+static MIGRATIONS: &[Migration] = &[Migration {
+    name: "baseline_0001",
+    sqlite: "CREATE TABLE orders (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        total_cents INTEGER NOT NULL,
+        items TEXT NOT NULL,
+        acknowledged_at_ms INTEGER NOT NULL
+    )",
+    postgres: "CREATE TABLE orders (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        total_cents BIGINT NOT NULL,
+        items TEXT NOT NULL,
+        acknowledged_at_ms BIGINT NOT NULL
+    )",
+}];
 
-/// Builds the baseline server on a bound listener, with its database in `data_dir`.
+/// Builds the baseline server on a bound listener, with its database at `location`.
 pub async fn build(
-    data_dir: &Path,
+    location: &Location,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<App> {
-    // Stored as a queue-mode database only because every file records a mode; the baseline has
-    // no consistency mode of its own.
-    let (db, committer) = Db::open(data_dir, "baseline", &NO_MIGRATIONS, Mode::Queue).await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS orders (
-            id TEXT PRIMARY KEY,
-            account_id TEXT NOT NULL,
-            total_cents INTEGER NOT NULL,
-            items TEXT NOT NULL,
-            acknowledged_at_ms INTEGER NOT NULL
-        )",
-    )
-    .execute(&db.write)
-    .await?;
+    // Stored as a queue-mode database only because every database records a mode; the
+    // baseline has no consistency mode of its own.
+    let db = Db::open(location, "baseline", &[MIGRATIONS], Mode::Queue).await?;
     let public = Router::new().route("/orders", post(place)).with_state(db);
     let router = runtime::http::service_router(
         public,
         Router::new(),
         &crate::system::new_secret(),
         Metrics::new("baseline"),
+        Delay::default(),
     );
     Ok(App {
         name: "baseline".into(),
         addr: listener.local_addr()?,
-        tasks: vec![
-            Task::new("baseline group commit", committer.run()),
-            runtime::http::serve_task(listener, router, shutdown.clone()),
-        ],
+        tasks: vec![runtime::http::serve_task(
+            listener,
+            router,
+            shutdown.clone(),
+        )],
         shutdown,
     })
 }
@@ -80,20 +84,20 @@ async fn place(
     })
     .to_string();
     let items = serde_json::to_string(order.items()).expect("line items always serialize");
-    db.group
-        .write(move |tx| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO orders (id, account_id, total_cents, items, acknowledged_at_ms) VALUES (?, ?, ?, ?, ?)")
-                    .bind(id.as_str())
-                    .bind(order.account_id().as_str())
-                    .bind(order.total().get())
-                    .bind(items)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-            })
-        })
-        .await?;
+    db.write(move |tx| {
+        tx.execute(
+            "INSERT INTO orders (id, account_id, total_cents, items, acknowledged_at_ms)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &id.as_str(),
+                &order.account_id().as_str(),
+                &order.total().get(),
+                &items,
+                &now,
+            ],
+        )
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
         [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -126,7 +126,10 @@ impl Target {
     ) -> anyhow::Result<(Self, String)> {
         match mode.mode() {
             Some(mode) => {
-                let mut config = SystemConfig::new(mode, dir.to_owned());
+                let location = storage::Location::Sqlite {
+                    dir: dir.to_owned(),
+                };
+                let mut config = SystemConfig::new(mode, location);
                 config.cron_interval = plan.cron_interval;
                 config.call_timeout = plan.call_timeout;
                 config.network_delay = plan.network_delay;
@@ -140,7 +143,10 @@ impl Target {
                 let listener = TcpListener::bind("127.0.0.1:0").await?;
                 let url = format!("http://{}", listener.local_addr()?);
                 let shutdown = CancellationToken::new();
-                let app = crate::baseline::build(dir, listener, shutdown.clone()).await?;
+                let location = storage::Location::Sqlite {
+                    dir: dir.to_owned(),
+                };
+                let app = crate::baseline::build(&location, listener, shutdown.clone()).await?;
                 let running = tokio::spawn(app.run_until_stopped());
                 Ok((Target::Baseline { shutdown, running }, url))
             }
@@ -388,17 +394,24 @@ fn percentiles(p: &stats::Percentiles, count: u64) -> rm::Percentiles {
     }
 }
 
-/// Each service's apply lag, from the Prometheus histograms the gateway merges at `/metrics`.
+/// Each service's apply lag, from the Prometheus histograms the gateway merges at `/metrics`
+/// (in seconds, Prometheus' base unit; reported in milliseconds).
 fn apply_lags(metrics: &str) -> Vec<rm::ServiceLag> {
-    const METRIC: &str = "converge_apply_lag_ms";
+    const METRIC: &str = "converge_apply_lag_seconds";
     stats::prometheus_services(metrics, METRIC)
         .into_iter()
         .filter_map(|service| {
-            let histogram = stats::prometheus_histogram(metrics, METRIC, &service)?;
+            let mut histogram = stats::prometheus_histogram(metrics, METRIC, &service)?;
             if histogram.count == 0 {
                 return None;
             }
-            let max_ms = max_gauge_of(metrics, "converge_apply_lag_max_ms", &service);
+            histogram.sum *= 1_000.0;
+            histogram
+                .buckets
+                .iter_mut()
+                .for_each(|(le, _)| *le *= 1_000.0);
+            let max_ms =
+                1_000.0 * max_gauge_of(metrics, "converge_apply_lag_max_seconds", &service);
             // Interpolating inside a bucket can land above the exact maximum (strong mode's
             // lags are all 0, yet the first bucket is [0, 0.5]): never report more than it.
             let at = |q| stats::bucket_percentile(&histogram.buckets, q).min(max_ms);
@@ -473,13 +486,15 @@ async fn stats_backlog(client: &Client) -> anyhow::Result<f64> {
         .services
         .get("order")
         .and_then(|s| s.outbox_head)
-        .unwrap_or(0);
+        .unwrap_or_default();
     let stats = progress.services.get("stats");
     let position = stats
-        .and_then(|s| s.positions.get("order").copied())
-        .unwrap_or(0);
+        .and_then(|s| s.consumers.get("order").map(|c| c.position))
+        .unwrap_or_default();
     let in_doubt = stats.map_or(0, |s| s.in_doubt);
-    Ok(((head - position).max(0) + in_doubt) as f64)
+    // Outbox sequences count events (on PostgreSQL, up to the gaps rolled-back transactions
+    // leave): close enough for a backlog over time.
+    Ok(((head.seq - position.seq).max(0) + in_doubt) as f64)
 }
 
 /// This process's resident memory (`VmRSS`), in MiB; `None` where `/proc` is not there.

@@ -13,6 +13,8 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Crash points are armed from the FAILPOINTS variable, in builds that have them (tests).
+    let _crash_points = fail::FailScenario::setup();
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
@@ -27,7 +29,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Check(args) => check(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
@@ -39,17 +41,29 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = SystemConfig::new(args.mode.into(), args.data_dir.clone());
+    let mut config = SystemConfig::new(args.mode.into(), args.backends.location()?);
+    config.transport = args.backends.transport();
+    config.retention = args.retention.retention();
     args.knobs.apply(&mut config);
     config.listen = args.listen;
-    config.service_addrs = args.addrs.all();
     if let Some(secret) = &args.secret {
+        runtime::http::check_secret(secret).map_err(|e| anyhow::anyhow!("--secret: {e}"))?;
         config.secret = secret.clone();
+    }
+    if let Some(instance) = &args.instance {
+        config.instance = instance.clone();
     }
     match args.service {
         None => {
-            let system = System::start(config).await?;
-            tracing::info!(url = system.url, mode = %system.mode, data_dir = %args.data_dir.display(), "serving");
+            config.service_addrs = args.addrs.listen()?;
+            let system = System::start(config.clone()).await?;
+            tracing::info!(
+                url = system.url,
+                mode = %system.mode,
+                data = config.location.describe("<service>"),
+                transport = config.transport.name(),
+                "serving"
+            );
             system.run_until(shutdown_signal()).await
         }
         Some(part) => serve_part(part, &args, config).await,
@@ -64,9 +78,16 @@ async fn serve_part(part: Part, args: &ServeArgs, config: SystemConfig) -> anyho
     );
     let addrs = args.addrs.all();
     let url = |i: usize, name: &str| -> anyhow::Result<String> {
-        let addr =
+        let given =
             addrs[i].ok_or_else(|| anyhow::anyhow!("--{name}-addr is required with --service"))?;
-        Ok(format!("http://{addr}"))
+        let urls: Vec<String> = given
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| format!("http://{a}"))
+            .collect();
+        anyhow::ensure!(!urls.is_empty(), "--{name}-addr names no address");
+        Ok(urls.join(","))
     };
     let peers = Peers {
         account: url(0, "account")?,
@@ -132,16 +153,17 @@ async fn shutdown_signal() {
 
 async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.url);
-    if args.wait_s > 0 {
-        converge::demo::wait_quiet(&client, std::time::Duration::from_secs(args.wait_s)).await?;
-    }
     let options = checker::CheckOptions {
-        expect_settled: !args.allow_unsettled,
+        expect_settled: !args.now,
+        wait_quiet: (!args.now).then(|| std::time::Duration::from_secs(args.wait_s)),
         ..Default::default()
     };
     let report = checker::check(client.http(), client.base(), &options).await?;
     for violation in &report.violations {
         println!("{violation}");
+    }
+    for in_flight in &report.in_flight {
+        println!("still in flight: {in_flight}");
     }
     println!("{report}");
     Ok(if report.is_clean() {

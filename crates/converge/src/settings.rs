@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the system: all five services and the user-facing address, or one service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Verify the invariants of a running system through its public API.
     Check(CheckArgs),
     /// Drive the same seeded workload through each mode and print them side by side.
@@ -84,47 +84,168 @@ pub struct ServeArgs {
     /// Address to listen on: the user-facing address, or with --service that service's own.
     #[arg(long, env = "CONVERGE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory of the services' databases, one SQLite file per service.
-    #[arg(long, env = "CONVERGE_DATA_DIR", default_value = "./converge-data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub backends: Backends,
     /// Start only this part. The others' addresses come from --account-addr and friends.
     #[arg(long, env = "CONVERGE_SERVICE", value_enum)]
     pub service: Option<Part>,
-    /// Shared secret of the internal routes. Generated when not given, which only works when
-    /// all services run in this one process.
+    /// Shared secret of the internal routes, at least 16 bytes. Generated when not given,
+    /// which only works when all services run in this one process.
     #[arg(long, env = "CONVERGE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// This process's name among the instances of a service, for the leases that let one
+    /// instance at a time consume a feed or recover decisions. Give each instance its own,
+    /// and keep it across restarts so that a restarted instance takes its work back at once.
+    /// Random when not given.
+    #[arg(long, env = "CONVERGE_INSTANCE")]
+    pub instance: Option<String>,
     #[command(flatten)]
     pub addrs: ServiceAddrs,
     #[command(flatten)]
     pub knobs: Knobs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
-/// Where each service listens (all in one process) or is reached (with --service). A free
-/// port when not given.
+/// Where the data lives and how events travel.
+#[derive(Debug, Clone, Args)]
+pub struct Backends {
+    /// Directory of the services' databases, one SQLite file per service (when no
+    /// --database-url is given).
+    #[arg(long, env = "CONVERGE_DATA_DIR", default_value = "./converge-data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL instead of SQLite: `postgres://user[:password]@host[:port]/database`. Each
+    /// service owns the schema `<prefix><service>` there and never reads another's.
+    #[arg(long, env = "CONVERGE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Prefix of the services' PostgreSQL schemas, so several systems can share a database.
+    #[arg(
+        long,
+        env = "CONVERGE_DATABASE_SCHEMA_PREFIX",
+        default_value = "converge_"
+    )]
+    pub database_schema_prefix: String,
+    /// How events travel in the eventual modes: `embedded` (each producer serves its outbox
+    /// over HTTP; no server needed) or `nats` (NATS JetStream).
+    #[arg(
+        long,
+        env = "CONVERGE_TRANSPORT",
+        value_enum,
+        default_value = "embedded"
+    )]
+    pub transport: TransportArg,
+    /// The NATS server, with --transport nats.
+    #[arg(
+        long,
+        env = "CONVERGE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        hide_env_values = true
+    )]
+    pub nats_url: String,
+    /// Prefix of the JetStream streams and consumers, so several systems can share a server.
+    #[arg(long, env = "CONVERGE_NATS_PREFIX", default_value = "converge")]
+    pub nats_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    Embedded,
+    Nats,
+}
+
+impl Backends {
+    pub fn location(&self) -> anyhow::Result<storage::Location> {
+        Ok(storage::Location::parse(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            &self.database_schema_prefix,
+        )?)
+    }
+
+    pub fn transport(&self) -> runtime::Transport {
+        match self.transport {
+            TransportArg::Embedded => runtime::Transport::Embedded,
+            TransportArg::Nats => runtime::Transport::Nats {
+                url: self.nats_url.clone(),
+                prefix: self.nats_prefix.clone(),
+            },
+        }
+    }
+}
+
+/// How long bookkeeping is kept before it is pruned.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Outbox events stay this long after every consumer has passed them.
+    #[arg(long, env = "CONVERGE_OUTBOX_RETENTION_S", default_value_t = 60)]
+    pub outbox_retention_s: u64,
+    /// An `Idempotency-Key` and its answer are kept this long; a retry after that is new.
+    #[arg(long, env = "CONVERGE_IDEMPOTENCY_TTL_S", default_value_t = 24 * 60 * 60)]
+    pub idempotency_ttl_s: u64,
+    /// Completed two-phase-commit decisions (and participants' tombstones of aborted
+    /// prepares) are kept this long.
+    #[arg(long, env = "CONVERGE_DECISIONS_RETENTION_S", default_value_t = 60 * 60)]
+    pub decisions_retention_s: u64,
+    /// How often each service prunes what it no longer needs.
+    #[arg(long, env = "CONVERGE_PRUNE_INTERVAL_S", default_value_t = 60)]
+    pub prune_interval_s: u64,
+}
+
+impl RetentionArgs {
+    pub fn retention(&self) -> runtime::Retention {
+        let s = Duration::from_secs;
+        runtime::Retention {
+            outbox: s(self.outbox_retention_s),
+            idempotency_keys: s(self.idempotency_ttl_s),
+            decisions: s(self.decisions_retention_s),
+            interval: s(self.prune_interval_s.max(1)),
+        }
+    }
+}
+
+/// Where each service listens (all in one process) or is reached (with --service: then one
+/// address, or several separated by commas for several instances). A free port when not
+/// given.
 #[derive(Debug, Clone, Args)]
 pub struct ServiceAddrs {
     #[arg(long, env = "CONVERGE_ACCOUNT_ADDR")]
-    pub account_addr: Option<SocketAddr>,
+    pub account_addr: Option<String>,
     #[arg(long, env = "CONVERGE_ORDER_ADDR")]
-    pub order_addr: Option<SocketAddr>,
+    pub order_addr: Option<String>,
     #[arg(long, env = "CONVERGE_PAYMENT_ADDR")]
-    pub payment_addr: Option<SocketAddr>,
+    pub payment_addr: Option<String>,
     #[arg(long, env = "CONVERGE_LOYALTY_ADDR")]
-    pub loyalty_addr: Option<SocketAddr>,
+    pub loyalty_addr: Option<String>,
     #[arg(long, env = "CONVERGE_STATS_ADDR")]
-    pub stats_addr: Option<SocketAddr>,
+    pub stats_addr: Option<String>,
 }
 
 impl ServiceAddrs {
-    pub fn all(&self) -> [Option<SocketAddr>; 5] {
+    /// As given, in the order of [`ServiceName::ALL`].
+    pub fn all(&self) -> [Option<&str>; 5] {
         [
-            self.account_addr,
-            self.order_addr,
-            self.payment_addr,
-            self.loyalty_addr,
-            self.stats_addr,
+            self.account_addr.as_deref(),
+            self.order_addr.as_deref(),
+            self.payment_addr.as_deref(),
+            self.loyalty_addr.as_deref(),
+            self.stats_addr.as_deref(),
         ]
+    }
+
+    /// Each service's one address, for starting them all in this process.
+    pub fn listen(&self) -> anyhow::Result<[Option<SocketAddr>; 5]> {
+        let mut addrs = [None; 5];
+        for (slot, (given, service)) in addrs
+            .iter_mut()
+            .zip(self.all().into_iter().zip(ServiceName::ALL))
+        {
+            if let Some(given) = given {
+                *slot = Some(given.parse().map_err(|e| {
+                    anyhow::anyhow!("--{service}-addr {given:?} is not one address: {e}")
+                })?);
+            }
+        }
+        Ok(addrs)
     }
 }
 
@@ -192,13 +313,14 @@ pub struct CheckArgs {
     /// The user-facing address of the system to check.
     #[arg(long, env = "CONVERGE_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// Wait up to this long for the system to be quiet (every event consumed, nothing in
-    /// doubt) before checking; 0 checks at once.
-    #[arg(long, env = "CONVERGE_WAIT_S", default_value_t = 0)]
+    /// How long to wait for the system to be quiet (every event consumed, nothing in doubt)
+    /// before checking. If it is not quiet by then, the check says what is still in flight.
+    #[arg(long, env = "CONVERGE_WAIT_S", default_value_t = 60)]
     pub wait_s: u64,
-    /// Do not count orders still `accepted` as violations (for a check under load).
+    /// Check at once, without waiting: what is still in flight is listed, not counted as a
+    /// violation.
     #[arg(long)]
-    pub allow_unsettled: bool,
+    pub now: bool,
 }
 
 #[derive(Debug, Clone, Args)]

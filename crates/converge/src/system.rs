@@ -2,11 +2,11 @@
 //! own database, talking over HTTP as they would across machines, and the gateway in front.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use contracts::{Mode, ServiceName};
-use runtime::{App, Peers, ServiceConfig, Task};
+use runtime::{App, Delay, Peers, Retention, ServiceConfig, Task, Transport};
+use storage::Location;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -33,11 +33,19 @@ impl Delays {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SystemConfig {
     pub mode: Mode,
-    pub data_dir: PathBuf,
+    /// Where the services' databases are: one SQLite file each in a directory, or a schema
+    /// each in one PostgreSQL database.
+    pub location: Location,
+    pub transport: Transport,
+    /// Shared secret of the internal routes; never printed.
     pub secret: String,
+    /// This process's name among the instances of each service (for leases). Kept across a
+    /// restart, so that a restarted instance takes its leases back at once instead of waiting
+    /// for them to expire; each instance of a service needs its own.
+    pub instance: String,
     /// The user-facing address; port 0 picks a free one.
     pub listen: SocketAddr,
     /// Each service's own address, or a free port on 127.0.0.1 when `None`.
@@ -47,15 +55,39 @@ pub struct SystemConfig {
     pub delays: Delays,
     pub cron_interval: Duration,
     pub in_doubt_after: Duration,
+    pub retention: Retention,
+}
+
+impl std::fmt::Debug for SystemConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemConfig")
+            .field("mode", &self.mode)
+            .field("location", &self.location)
+            .field("transport", &self.transport)
+            .field("secret", &"***")
+            .field("instance", &self.instance)
+            .field("listen", &self.listen)
+            .field("service_addrs", &self.service_addrs)
+            .field("call_timeout", &self.call_timeout)
+            .field("network_delay", &self.network_delay)
+            .field("delays", &self.delays)
+            .field("cron_interval", &self.cron_interval)
+            .field("in_doubt_after", &self.in_doubt_after)
+            .field("retention", &self.retention)
+            .finish()
+    }
 }
 
 impl SystemConfig {
-    /// A system on free ports with every delay off: what tests and the demo start from.
-    pub fn new(mode: Mode, data_dir: PathBuf) -> Self {
+    /// A system on free ports with every delay off and the embedded transport: what tests and
+    /// the demo start from.
+    pub fn new(mode: Mode, location: Location) -> Self {
         Self {
             mode,
-            data_dir,
+            location,
+            transport: Transport::Embedded,
             secret: new_secret(),
+            instance: runtime::config::instance_name(),
             listen: "127.0.0.1:0".parse().expect("a valid address"),
             service_addrs: [None; 5],
             call_timeout: Duration::from_millis(2_000),
@@ -63,23 +95,28 @@ impl SystemConfig {
             delays: Delays::default(),
             cron_interval: Duration::from_millis(1_000),
             in_doubt_after: Duration::from_millis(5_000),
+            retention: Retention::default(),
         }
     }
 
     /// The settings of one service, given where its peers are.
     pub fn service_config(&self, service: ServiceName, peers: Peers) -> ServiceConfig {
         let mut config =
-            ServiceConfig::new(self.mode, self.data_dir.clone(), self.secret.clone(), peers);
+            ServiceConfig::new(self.mode, self.location.clone(), self.secret.clone(), peers);
+        config.transport = self.transport.clone();
+        config.instance = self.instance.clone();
+        config.retention = self.retention;
         config.call_timeout = self.call_timeout;
         config.network_delay = self.network_delay;
-        config.processing_delay = self.delays.of(service);
+        config.processing_delay = Delay::new(self.delays.of(service));
         config.cron_interval = self.cron_interval;
         config.in_doubt_after = self.in_doubt_after;
         config
     }
 }
 
-/// A random shared secret for the internal routes, for when none is given.
+/// A random shared secret for the internal routes, for when none is given (32 hex digits:
+/// 128 bits).
 pub fn new_secret() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

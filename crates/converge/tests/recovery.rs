@@ -54,8 +54,8 @@ fn position(progress: &Progress, consumer: &str, feed: &str) -> i64 {
     progress
         .services
         .get(consumer)
-        .and_then(|status| status.positions.get(feed).copied())
-        .unwrap_or(0)
+        .and_then(|status| status.consumers.get(feed))
+        .map_or(0, |c| c.position.seq)
 }
 
 /// Polls `/progress` until `done` holds, for at most `timeout`.
@@ -116,12 +116,8 @@ fn points_of(total_cents: i64) -> i64 {
     total_cents / 100
 }
 
-fn fast_config(mode: Mode, dir: &tempfile::TempDir) -> SystemConfig {
-    let mut config = SystemConfig::new(mode, dir.path().to_owned());
-    config.cron_interval = Duration::from_millis(200);
-    config.in_doubt_after = Duration::from_millis(500);
-    config.call_timeout = Duration::from_millis(2_000);
-    config
+fn fast_config(mode: Mode) -> (SystemConfig, tempfile::TempDir) {
+    common::config(mode)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,8 +314,7 @@ fn replay(plans: &[(usize, i64)]) -> Vec<Option<Refusal>> {
 
 async fn lagging_consumers_survive_two_crashes(mode: Mode) {
     let started = Instant::now();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut config = fast_config(mode, &dir);
+    let (mut config, dir) = fast_config(mode);
     config.delays.payment = Duration::from_millis(300);
     config.delays.loyalty = Duration::from_millis(250);
     config.delays.stats = Duration::from_millis(400);
@@ -428,15 +423,8 @@ async fn lagging_consumers_survive_two_crashes(mode: Mode) {
 mod lagging_consumers_survive_two_crashes {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn queue() {
-        lagging_consumers_survive_two_crashes(Mode::Queue).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn cron() {
-        lagging_consumers_survive_two_crashes(Mode::Cron).await
-    }
+    each_pair!(queue, || lagging_consumers_survive_two_crashes(Mode::Queue));
+    each_pair!(cron, || lagging_consumers_survive_two_crashes(Mode::Cron));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,8 +492,7 @@ async fn wait_quiet_within(system: &TestSystem, timeout: Duration) {
 /// participants have resolved what they prepared, nothing of it is left. Then, on the same
 /// data without the slowness, the account orders normally.
 async fn a_participant_slower_than_the_timeout_places_nothing(slow: ServiceName) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut config = fast_config(Mode::Strong, &dir);
+    let (mut config, dir) = fast_config(Mode::Strong);
     config.call_timeout = Duration::from_millis(300);
     config.in_doubt_after = Duration::from_millis(500);
     let delay = Duration::from_millis(600);
@@ -563,15 +550,13 @@ async fn a_participant_slower_than_the_timeout_places_nothing(slow: ServiceName)
 mod strong_a_participant_slower_than_the_timeout_places_nothing {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn stats() {
-        a_participant_slower_than_the_timeout_places_nothing(ServiceName::Stats).await
-    }
+    each_pair!(stats, || {
+        a_participant_slower_than_the_timeout_places_nothing(ServiceName::Stats)
+    });
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn payment() {
-        a_participant_slower_than_the_timeout_places_nothing(ServiceName::Payment).await
-    }
+    each_pair!(payment, || {
+        a_participant_slower_than_the_timeout_places_nothing(ServiceName::Payment)
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,105 +568,183 @@ const POISON: &str = r#"{"type":"Nonsense"}"#;
 /// producer bug would; returns its position and id. The running service does not notice: its
 /// outbox head moves only with its own next write.
 async fn insert_poison(system: &TestSystem) -> (i64, String) {
-    use sqlx::ConnectOptions;
-    use sqlx::sqlite::SqliteConnectOptions;
-
-    let mut conn = SqliteConnectOptions::new()
-        .filename(system.data_dir().join("order.db"))
-        .busy_timeout(Duration::from_secs(5))
-        .connect()
+    // A second handle on the Order service's own database, as a buggy producer would have.
+    let db = storage::Db::open(&system.config.location, "order", &[], Mode::Queue)
         .await
         .expect("the Order service's database opens");
     let event_id = format!("evt_poison_{}", uuid::Uuid::new_v4().simple());
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO outbox (event_id, recorded_at_ms, body) VALUES (?, ?, ?) RETURNING seq",
-    )
-    .bind(&event_id)
-    .bind(contracts::now_ms())
-    .bind(POISON)
-    .fetch_one(&mut conn)
-    .await
-    .expect("the poison row is written");
+    let id = event_id.clone();
+    let seq: i64 = db
+        .write(move |tx| {
+            tx.query_one(
+                "INSERT INTO outbox (event_id, recorded_at_ms, body) VALUES ($1, $2, $3) RETURNING seq",
+                &[&id, &contracts::now_ms(), &POISON],
+            )
+        })
+        .await
+        .expect("the poison row is written");
     (seq, event_id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_a_poison_event_is_set_aside_and_the_rest_flows() {
-    let system = spawn(Mode::Queue).await;
-    let rich_top_up = 20_000;
-    let poor_top_up = 1_000;
-    let rich = system.account_with(rich_top_up).await;
-    let poor = system.account_with(poor_top_up).await;
-    let customers = [
-        Customer {
-            id: rich.id.clone(),
-            top_up_cents: rich_top_up,
-        },
-        Customer {
-            id: poor.id.clone(),
-            top_up_cents: poor_top_up,
-        },
-    ];
-    let place = |customer: usize| {
-        let system = &system;
-        let account_id = customers[customer].id.clone();
-        async move {
-            let (status, body) = post_order(system, &account_id, &RAMEN, None).await;
-            assert_eq!(status, 202, "{body}");
-            serde_json::from_value::<Order>(body).expect("an order").id
-        }
-    };
-
-    let first = place(0).await;
-    system.wait_quiet().await;
-    let (poison_seq, poison_id) = insert_poison(&system).await;
-    // Behind the poison: one order to confirm, one to cancel (the wallet is short).
-    let second = place(0).await;
-    let third = place(1).await;
-    system.wait_quiet().await;
-
-    let dead: BTreeMap<String, Vec<DeadLetter>> = read(&system, "/dead-letters").await;
-    let consumers: BTreeSet<&str> = ["payment", "loyalty", "stats"].into();
-    for (service, letters) in &dead {
-        if !consumers.contains(service.as_str()) {
-            assert!(
-                letters.is_empty(),
-                "{service} has dead letters: {letters:?}"
-            );
-            continue;
-        }
-        assert_eq!(letters.len(), 1, "{service}'s dead letters: {letters:?}");
-        let letter = &letters[0];
-        assert_eq!(
-            (letter.feed.as_str(), letter.seq, letter.event_id.as_str()),
-            ("order", poison_seq, poison_id.as_str()),
-            "{service}'s dead letter"
-        );
-        assert_eq!(letter.body, serde_json::json!({"type": "Nonsense"}));
-        assert!(!letter.error.is_empty(), "{service}: no error message");
-        assert!(
-            letter.attempts > 1,
-            "{service} set it aside without retrying: {letter:?}"
-        );
-    }
-    let reported: BTreeSet<&str> = dead.keys().map(String::as_str).collect();
-    assert!(
-        consumers.is_subset(&reported),
-        "every consumer of the order feed reports: {reported:?}"
-    );
-
-    let total = total_of(&RAMEN);
-    let expected = [
-        (first, 0, None),
-        (second, 0, None),
-        (third, 1, Some(Refusal::InsufficientFunds)),
-    ]
-    .map(|(id, customer, refusal)| Expected {
-        id,
-        customer,
-        total_cents: total,
-        refusal,
-    });
-    assert_books(&system, &customers, &expected).await;
-    system.stop().await;
+/// `GET` an internal route of one service, with the shared secret.
+async fn internal<T: DeserializeOwned>(system: &TestSystem, service: ServiceName, path: &str) -> T {
+    let base = system
+        .system
+        .as_ref()
+        .expect("running")
+        .peers
+        .url(service)
+        .to_owned();
+    system
+        .client
+        .http()
+        .get(format!("{base}{path}"))
+        .header(contracts::internal::SECRET_HEADER, &system.config.secret)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|e| panic!("GET {path} at {service}: {e}"))
+        .json()
+        .await
+        .expect("JSON")
 }
+
+/// `POST` an internal route of one service, with the shared secret; the status.
+async fn post_internal(system: &TestSystem, service: ServiceName, path: &str) -> u16 {
+    let base = system
+        .system
+        .as_ref()
+        .expect("running")
+        .peers
+        .url(service)
+        .to_owned();
+    system
+        .client
+        .http()
+        .post(format!("{base}{path}"))
+        .header(contracts::internal::SECRET_HEADER, &system.config.secret)
+        .send()
+        .await
+        .expect("the service answers")
+        .status()
+        .as_u16()
+}
+
+each_pair!(
+    queue_a_poison_event_is_set_aside_and_the_rest_flows,
+    || async {
+        let system = spawn(Mode::Queue).await;
+        let rich_top_up = 20_000;
+        let poor_top_up = 1_000;
+        let rich = system.account_with(rich_top_up).await;
+        let poor = system.account_with(poor_top_up).await;
+        let customers = [
+            Customer {
+                id: rich.id.clone(),
+                top_up_cents: rich_top_up,
+            },
+            Customer {
+                id: poor.id.clone(),
+                top_up_cents: poor_top_up,
+            },
+        ];
+        let place = |customer: usize| {
+            let system = &system;
+            let account_id = customers[customer].id.clone();
+            async move {
+                let (status, body) = post_order(system, &account_id, &RAMEN, None).await;
+                assert_eq!(status, 202, "{body}");
+                serde_json::from_value::<Order>(body).expect("an order").id
+            }
+        };
+
+        let first = place(0).await;
+        system.wait_quiet().await;
+        let (poison_seq, poison_id) = insert_poison(&system).await;
+        // Behind the poison: one order to confirm, one to cancel (the wallet is short).
+        let second = place(0).await;
+        let third = place(1).await;
+        system.wait_quiet().await;
+
+        let dead: BTreeMap<String, Vec<DeadLetter>> = read(&system, "/dead-letters").await;
+        let consumers: BTreeSet<&str> = ["payment", "loyalty", "stats"].into();
+        for (service, letters) in &dead {
+            if !consumers.contains(service.as_str()) {
+                assert!(
+                    letters.is_empty(),
+                    "{service} has dead letters: {letters:?}"
+                );
+                continue;
+            }
+            assert_eq!(letters.len(), 1, "{service}'s dead letters: {letters:?}");
+            let letter = &letters[0];
+            assert_eq!(
+                (
+                    letter.feed.as_str(),
+                    letter.cursor.seq,
+                    letter.event_id.as_str()
+                ),
+                ("order", poison_seq, poison_id.as_str()),
+                "{service}'s dead letter"
+            );
+            assert_eq!(letter.body, None, "the public listing shows no event body");
+            assert!(!letter.error.is_empty(), "{service}: no error message");
+            assert!(
+                letter.attempts > 1,
+                "{service} set it aside without retrying: {letter:?}"
+            );
+        }
+        let reported: BTreeSet<&str> = dead.keys().map(String::as_str).collect();
+        assert!(
+            consumers.is_subset(&reported),
+            "every consumer of the order feed reports: {reported:?}"
+        );
+
+        let total = total_of(&RAMEN);
+        let expected = [
+            (first, 0, None),
+            (second, 0, None),
+            (third, 1, Some(Refusal::InsufficientFunds)),
+        ]
+        .map(|(id, customer, refusal)| Expected {
+            id,
+            customer,
+            total_cents: total,
+            refusal,
+        });
+        assert_books(&system, &customers, &expected).await;
+
+        // Operators see the body through the internal route, and act on it there.
+        let stats: contracts::internal::DeadLetterList =
+            internal(&system, ServiceName::Stats, "/internal/dead-letters").await;
+        let letter = &stats.dead_letters[0];
+        assert_eq!(letter.body, Some(serde_json::json!({"type": "Nonsense"})));
+        let replay = contracts::internal::replay_path(letter.id);
+        assert_eq!(
+            post_internal(&system, ServiceName::Stats, &replay).await,
+            409,
+            "a poison event fails again when replayed"
+        );
+        let stats: contracts::internal::DeadLetterList =
+            internal(&system, ServiceName::Stats, "/internal/dead-letters").await;
+        assert_eq!(stats.dead_letters.len(), 1, "still set aside");
+        assert!(
+            stats.dead_letters[0].attempts > letter.attempts,
+            "the replay counts as a try"
+        );
+        let discard = contracts::internal::discard_path(letter.id);
+        assert_eq!(
+            post_internal(&system, ServiceName::Stats, &discard).await,
+            204
+        );
+        assert_eq!(
+            post_internal(&system, ServiceName::Stats, &discard).await,
+            404
+        );
+        let stats: contracts::internal::DeadLetterList =
+            internal(&system, ServiceName::Stats, "/internal/dead-letters").await;
+        assert!(stats.dead_letters.is_empty(), "discarded");
+        assert_books(&system, &customers, &expected).await;
+        system.stop().await;
+    }
+);

@@ -94,7 +94,7 @@ pub async fn metrics(State(gateway): State<Arc<Gateway>>) -> Response {
 
 /// Joins the expositions of several registries into one.
 ///
-/// Every service names its metrics alike (`converge_apply_lag_ms{service="…"}`), and the text
+/// Every service names its metrics alike (`converge_apply_lag_seconds{service="…"}`), and the text
 /// format allows one `# HELP` and one `# TYPE` per metric family, with the family's samples
 /// together; concatenating the texts would repeat them, which strict parsers refuse. So each
 /// family keeps its first `HELP` and `TYPE` and gathers every service's samples, families in
@@ -164,8 +164,9 @@ impl<'a> Families<'a> {
     }
 }
 
-/// `GET /dead-letters`: every service's dead letters, by service. All or nothing: a service
-/// left out would read as one with no dead letters, so one that does not answer makes it `503`.
+/// `GET /dead-letters`: every service's dead letters, by service, without their bodies (event
+/// bodies are for operators, through the internal routes). All or nothing: a service left out
+/// would read as one with no dead letters, so one that does not answer makes it `503`.
 pub async fn dead_letters(
     State(gateway): State<Arc<Gateway>>,
 ) -> Result<Json<BTreeMap<&'static str, Vec<DeadLetter>>>, ApiError> {
@@ -174,7 +175,9 @@ pub async fn dead_letters(
             .await;
     let mut by_service = BTreeMap::new();
     for (service, answer) in answers {
-        by_service.insert(service.as_str(), answer?.dead_letters);
+        let mut letters = answer?.dead_letters;
+        letters.iter_mut().for_each(|letter| letter.body = None);
+        by_service.insert(service.as_str(), letters);
     }
     Ok(Json(by_service))
 }
@@ -203,11 +206,11 @@ mod tests {
             "# HELP converge_events Events applied.\n\
              # TYPE converge_events counter\n\
              converge_events{{service=\"{service}\"}} {applied}\n\
-             # HELP converge_apply_lag_ms Lag.\n\
-             # TYPE converge_apply_lag_ms histogram\n\
-             converge_apply_lag_ms_bucket{{service=\"{service}\",le=\"+Inf\"}} 1\n\
-             converge_apply_lag_ms_sum{{service=\"{service}\"}} 3\n\
-             converge_apply_lag_ms_count{{service=\"{service}\"}} 1\n"
+             # HELP converge_apply_lag_seconds Lag.\n\
+             # TYPE converge_apply_lag_seconds histogram\n\
+             converge_apply_lag_seconds_bucket{{service=\"{service}\",le=\"+Inf\"}} 1\n\
+             converge_apply_lag_seconds_sum{{service=\"{service}\"}} 3\n\
+             converge_apply_lag_seconds_count{{service=\"{service}\"}} 1\n"
         )
     }
 
@@ -222,14 +225,14 @@ mod tests {
              # TYPE converge_events counter\n\
              converge_events{service=\"loyalty\"} 4\n\
              converge_events{service=\"stats\"} 5\n\
-             # HELP converge_apply_lag_ms Lag.\n\
-             # TYPE converge_apply_lag_ms histogram\n\
-             converge_apply_lag_ms_bucket{service=\"loyalty\",le=\"+Inf\"} 1\n\
-             converge_apply_lag_ms_sum{service=\"loyalty\"} 3\n\
-             converge_apply_lag_ms_count{service=\"loyalty\"} 1\n\
-             converge_apply_lag_ms_bucket{service=\"stats\",le=\"+Inf\"} 1\n\
-             converge_apply_lag_ms_sum{service=\"stats\"} 3\n\
-             converge_apply_lag_ms_count{service=\"stats\"} 1\n"
+             # HELP converge_apply_lag_seconds Lag.\n\
+             # TYPE converge_apply_lag_seconds histogram\n\
+             converge_apply_lag_seconds_bucket{service=\"loyalty\",le=\"+Inf\"} 1\n\
+             converge_apply_lag_seconds_sum{service=\"loyalty\"} 3\n\
+             converge_apply_lag_seconds_count{service=\"loyalty\"} 1\n\
+             converge_apply_lag_seconds_bucket{service=\"stats\",le=\"+Inf\"} 1\n\
+             converge_apply_lag_seconds_sum{service=\"stats\"} 3\n\
+             converge_apply_lag_seconds_count{service=\"stats\"} 1\n"
         );
     }
 

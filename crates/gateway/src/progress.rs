@@ -3,21 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use contracts::ServiceName::{self, Loyalty, Order, Payment, Stats};
-use contracts::internal::ServiceStatus;
-
-/// Which services consume which feed. A feed is named after the service whose outbox it
-/// reads, and a consumer keeps its position in it under that name.
-pub const FEEDS: [(ServiceName, &[ServiceName]); 2] =
-    [(Order, &[Payment, Loyalty, Stats]), (Payment, &[Order])];
+use contracts::ServiceName;
+use contracts::events::Cursor;
+use contracts::internal::{FEEDS, ServiceStatus};
 
 /// Whether the system is quiet, given what each service said about itself (keyed by service
 /// name; a service missing from the map did not answer).
 ///
-/// Quiet means: every service answered; none holds a two-phase-commit entry in doubt; and
-/// every consumer of a feed has reached its producer's outbox head. A position never recorded
-/// counts as 0, and a head of `None` or 0 (strong mode has no outboxes) leaves nothing to
-/// consume — so in strong mode, quiet is simply "nothing in doubt".
+/// Quiet means: every service answered; none holds a two-phase-commit entry in doubt; every
+/// event committed to an outbox is published (with a broker); and every consumer of a feed
+/// has reached its producer's head. A position never recorded counts as the start, and a head
+/// of `None` (strong mode has no outboxes) leaves nothing to consume — so in strong mode,
+/// quiet is simply "nothing in doubt".
 pub fn is_quiet(services: &BTreeMap<String, ServiceStatus>) -> bool {
     let status = |service: ServiceName| services.get(service.as_str());
     if ServiceName::ALL
@@ -26,17 +23,20 @@ pub fn is_quiet(services: &BTreeMap<String, ServiceStatus>) -> bool {
     {
         return false;
     }
-    if services.values().any(|status| status.in_doubt > 0) {
+    if services
+        .values()
+        .any(|status| status.in_doubt > 0 || status.unpublished > 0)
+    {
         return false;
     }
     FEEDS.iter().all(|&(producer, consumers)| {
         let head = status(producer)
             .and_then(|status| status.outbox_head)
-            .unwrap_or(0);
+            .unwrap_or(Cursor::START);
         consumers.iter().all(|&consumer| {
             let position = status(consumer)
-                .and_then(|status| status.positions.get(producer.as_str()).copied())
-                .unwrap_or(0);
+                .and_then(|status| status.consumers.get(producer.as_str()))
+                .map_or(Cursor::START, |c| c.position);
             position >= head
         })
     })
@@ -55,7 +55,7 @@ mod tests {
     }
 
     fn set_head(services: &mut BTreeMap<String, ServiceStatus>, producer: &str, head: i64) {
-        services.get_mut(producer).unwrap().outbox_head = Some(head);
+        services.get_mut(producer).unwrap().outbox_head = Some(Cursor::new(0, head));
     }
 
     fn set_position(
@@ -67,8 +67,10 @@ mod tests {
         services
             .get_mut(consumer)
             .unwrap()
-            .positions
-            .insert(feed.to_owned(), position);
+            .consumers
+            .entry(feed.to_owned())
+            .or_default()
+            .position = Cursor::new(0, position);
     }
 
     /// Queue mode after every event has been consumed.
@@ -125,7 +127,7 @@ mod tests {
     #[test]
     fn an_absent_position_counts_as_zero() {
         let mut services = all_caught_up();
-        services.get_mut("loyalty").unwrap().positions.clear();
+        services.get_mut("loyalty").unwrap().consumers.clear();
         assert!(!is_quiet(&services));
     }
 
@@ -134,6 +136,33 @@ mod tests {
         let mut services = all_idle();
         set_head(&mut services, "order", 0);
         set_head(&mut services, "payment", 0);
+        assert!(is_quiet(&services));
+    }
+
+    #[test]
+    fn events_not_yet_published_to_the_broker_are_not_quiet() {
+        let mut services = all_caught_up();
+        services.get_mut("order").unwrap().unpublished = 1;
+        assert!(!is_quiet(&services));
+    }
+
+    #[test]
+    fn positions_compare_by_transaction_then_sequence() {
+        let mut services = all_caught_up();
+        services.get_mut("order").unwrap().outbox_head = Some(Cursor::new(9, 2));
+        assert!(
+            !is_quiet(&services),
+            "7 in transaction 0 is before 2 in transaction 9"
+        );
+        for consumer in ["payment", "loyalty", "stats"] {
+            services
+                .get_mut(consumer)
+                .unwrap()
+                .consumers
+                .get_mut("order")
+                .unwrap()
+                .position = Cursor::new(9, 2);
+        }
         assert!(is_quiet(&services));
     }
 

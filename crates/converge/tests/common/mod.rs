@@ -3,13 +3,64 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use contracts::Mode;
 use contracts::api::{Account, Order, OrderItem, PlaceOrderRequest, Wallet};
 use converge::system::{System, SystemConfig};
 use converge::workload::{Client, Placed};
+
+/// The database and transport a test runs on: every test body runs once per pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backends {
+    SqliteEmbedded,
+    PostgresEmbedded,
+}
+
+impl Backends {
+    pub fn is_postgres(self) -> bool {
+        matches!(self, Backends::PostgresEmbedded)
+    }
+}
+
+tokio::task_local! {
+    /// The pair the running test body was given (by [`each_mode!`]).
+    static BACKENDS: Backends;
+}
+
+/// Runs a test body on `backends`: [`spawn`] and [`config`] inside it use that pair.
+pub async fn with_backends<F: Future>(backends: Backends, body: F) -> F::Output {
+    BACKENDS.scope(backends, body).await
+}
+
+/// The pair of the running test body; SQLite and the embedded transport outside one.
+pub fn backends() -> Backends {
+    BACKENDS
+        .try_with(|backends| *backends)
+        .unwrap_or(Backends::SqliteEmbedded)
+}
+
+/// The PostgreSQL server the tests use: the machine's own unless
+/// `CONVERGE_TEST_POSTGRES_URL` says otherwise.
+pub fn postgres_url() -> String {
+    std::env::var("CONVERGE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A schema prefix no other test (in this run or another) uses.
+fn unique_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "t{}_{}_{}_",
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::process::id(),
+        &random[..8]
+    )
+}
 
 /// A running system and what a test needs to drive it.
 pub struct TestSystem {
@@ -20,14 +71,30 @@ pub struct TestSystem {
     _dir: Option<tempfile::TempDir>,
 }
 
-/// Starts a system in `mode` on free ports, with fresh storage. Timeouts are short so that
-/// tests of failures do not wait long.
-pub async fn spawn(mode: Mode) -> TestSystem {
+/// Settings for a system in `mode` on the running test's backends, with fresh storage (a
+/// new directory, or new schemas). Timeouts are short so that tests of failures do not wait
+/// long.
+pub fn config(mode: Mode) -> (SystemConfig, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut config = SystemConfig::new(mode, dir.path().to_owned());
+    let location = match backends() {
+        Backends::SqliteEmbedded => storage::Location::Sqlite {
+            dir: dir.path().to_owned(),
+        },
+        Backends::PostgresEmbedded => storage::Location::Postgres {
+            url: postgres_url(),
+            schema_prefix: unique_prefix(),
+        },
+    };
+    let mut config = SystemConfig::new(mode, location);
     config.cron_interval = Duration::from_millis(200);
     config.in_doubt_after = Duration::from_millis(500);
     config.call_timeout = Duration::from_millis(2_000);
+    (config, dir)
+}
+
+/// Starts a system in `mode` on free ports, with fresh storage on the test's backends.
+pub async fn spawn(mode: Mode) -> TestSystem {
+    let (config, dir) = config(mode);
     spawn_with(config, Some(dir)).await
 }
 
@@ -45,8 +112,12 @@ pub async fn spawn_with(config: SystemConfig, dir: Option<tempfile::TempDir>) ->
 }
 
 impl TestSystem {
+    /// The SQLite directory of a test on SQLite.
     pub fn data_dir(&self) -> &Path {
-        &self.config.data_dir
+        match &self.config.location {
+            storage::Location::Sqlite { dir } => dir,
+            storage::Location::Postgres { .. } => panic!("a PostgreSQL test has no data directory"),
+        }
     }
 
     pub fn mode(&self) -> Mode {
@@ -183,30 +254,58 @@ pub fn ack_status(mode: Mode) -> u16 {
     if mode == Mode::Strong { 201 } else { 202 }
 }
 
-pub fn data_dir_of(config: &SystemConfig) -> PathBuf {
-    config.data_dir.clone()
-}
-
-/// Runs one async test body once per mode, as separate tests.
+/// Runs one async test body once per backend pair and mode, as separate tests named
+/// `<name>::<pair>::<mode>` (as ripgrep runs each test under each regex engine).
 #[macro_export]
 macro_rules! each_mode {
     ($name:ident, $body:expr) => {
         mod $name {
             use super::*;
 
+            $crate::each_mode!(@pair sqlite_embedded, SqliteEmbedded, $body);
+            $crate::each_mode!(@pair postgres_embedded, PostgresEmbedded, $body);
+        }
+    };
+    (@pair $pair:ident, $backends:ident, $body:expr) => {
+        mod $pair {
+            use super::*;
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn strong() {
-                ($body)(contracts::Mode::Strong).await
+                common::with_backends(common::Backends::$backends, ($body)(contracts::Mode::Strong))
+                    .await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn queue() {
-                ($body)(contracts::Mode::Queue).await
+                common::with_backends(common::Backends::$backends, ($body)(contracts::Mode::Queue))
+                    .await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn cron() {
-                ($body)(contracts::Mode::Cron).await
+                common::with_backends(common::Backends::$backends, ($body)(contracts::Mode::Cron))
+                    .await
+            }
+        }
+    };
+}
+
+/// Runs one async test body once per backend pair, as separate tests `<name>::<pair>`.
+#[macro_export]
+macro_rules! each_pair {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_embedded() {
+                common::with_backends(common::Backends::SqliteEmbedded, ($body)()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_embedded() {
+                common::with_backends(common::Backends::PostgresEmbedded, ($body)()).await
             }
         }
     };
