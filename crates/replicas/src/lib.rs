@@ -37,7 +37,7 @@ pub mod render;
 pub mod session;
 pub mod stats;
 
-// pub use cli::{Args, run};
+pub use cli::{Args, run};
 pub use lsn::Lsn;
 pub use policy::Policy;
 pub use session::{Guarantees, ReadFrom, ReadPolicy, Session, Step, Target};

@@ -82,6 +82,16 @@ impl Policy {
         }
     }
 
+    /// The `sync_state`s a streaming standby may show under the policy.
+    pub fn allowed_states(self) -> &'static [&'static str] {
+        match self {
+            Policy::Async => &["async"],
+            Policy::Sync => &["sync"],
+            Policy::First => &["sync", "potential"],
+            Policy::Quorum => &["quorum"],
+        }
+    }
+
     /// One line on what a commit waits for.
     pub fn waits_for(self) -> &'static str {
         match self {
@@ -113,7 +123,9 @@ pub enum PolicyError {
 }
 
 /// Puts `policy` in force on the primary for these standbys (by name, in priority order) and
-/// waits until each standby shows its expected `sync_state`.
+/// waits until the primary shows it and every standby streaming shows a `sync_state` the policy
+/// allows. A standby that is down does not hold the switch up (the drill switches policies
+/// with one stopped); which standby is `sync` under `first` depends on which are up.
 pub async fn apply(
     primary: &Client,
     policy: Policy,
@@ -136,12 +148,16 @@ pub async fn apply(
     primary.execute("SELECT pg_reload_conf()", &[]).await?;
     let started = Instant::now();
     loop {
+        // The reload reaches this very backend asynchronously too: ask until it shows.
+        let shown: String = primary
+            .query_one("SHOW synchronous_standby_names", &[])
+            .await?
+            .get(0);
         let states = sync_states(primary).await?;
-        let settled = standbys.iter().enumerate().all(|(i, name)| {
-            states
+        let settled = shown == names
+            && states
                 .iter()
-                .any(|(n, s)| n == name && s == policy.expected_state(i))
-        });
+                .all(|(_, s)| policy.allowed_states().contains(&s.as_str()));
         if settled {
             return Ok(());
         }

@@ -13,10 +13,10 @@
 //! (an upper bound of what the read saw). Folding either into the read's own statement would be
 //! evaluated after its snapshot and could certify a read that missed the floor.
 
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::lsn::{Lsn, LsnError};
@@ -153,9 +153,10 @@ impl Nodes {
 
 /// One read under `session`: on the node [`ReadPolicy::choose`] picks, after waiting for it to
 /// replay the session's floor within `policy.wait_max`, else on the primary. `query` runs the
-/// read on the client it is given. The session records what the read reflected when it tracks
+/// read on the client it is given (boxed, so that its future may borrow the client and still
+/// be sent across threads: `|c| Box::pin(async move { c.query(…).await })`). The session records what the read reflected when it tracks
 /// monotonic reads (one more round trip).
-pub async fn read<T, F, Fut>(
+pub async fn read<T, F>(
     nodes: &Nodes,
     policy: &ReadPolicy,
     session: &mut Session,
@@ -163,8 +164,7 @@ pub async fn read<T, F, Fut>(
     mut query: F,
 ) -> Result<Served<T>, ReadError>
 where
-    F: FnMut(&Client) -> Fut,
-    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    F: for<'c> FnMut(&'c Client) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
 {
     let floor = session.floor();
     let track = session.guarantees().monotonic_reads;
@@ -183,6 +183,7 @@ where
         };
         if let Some(lsn) = reflected {
             session.saw(lsn);
+            nodes.learn(i, Some(lsn), false);
         }
         return Ok(Served {
             value,
@@ -204,7 +205,7 @@ where
 
 /// Waits on replica `i` for the floor, then reads there; returns the answer and the time
 /// waited before the query. `Ok(None)`: the bound passed first.
-async fn on_replica<T, F, Fut>(
+async fn on_replica<T, F>(
     nodes: &Nodes,
     policy: &ReadPolicy,
     i: usize,
@@ -214,8 +215,7 @@ async fn on_replica<T, F, Fut>(
     query: &mut F,
 ) -> Result<Option<(T, Duration)>, ReadError>
 where
-    F: FnMut(&Client) -> Fut,
-    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    F: for<'c> FnMut(&'c Client) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
 {
     let client = &nodes.replicas[i];
     if floor.is_some() {
@@ -242,15 +242,14 @@ where
     }
 }
 
-async fn on_primary<T, F, Fut>(
+async fn on_primary<T, F>(
     nodes: &Nodes,
     session: &mut Session,
     track: bool,
     query: &mut F,
 ) -> Result<Served<T>, ReadError>
 where
-    F: FnMut(&Client) -> Fut,
-    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    F: for<'c> FnMut(&'c Client) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
 {
     let value = query(&nodes.primary).await.map_err(ReadError::Primary)?;
     let reflected = match track {
