@@ -376,7 +376,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             eprintln!("starting a primary and {standbys} standbys of the bench's own");
             // Files unsynced at creation: the cluster is thrown away; commits still fsync.
             let cluster = blocking(move || OwnedCluster::temporary(bin, standbys, false)).await?;
-            &**owned.insert(cluster)
+            owned.insert(cluster)
         }
     };
     anyhow::ensure!(!cluster.standbys().is_empty(), "the cluster has no standby");

@@ -17,7 +17,7 @@
 //! 6. [`stats`] and [`pbs`]: the arithmetic of the measurements — percentiles, t-visibility,
 //!    staleness — and the visibility predicted from measured delays after *Probabilistically
 //!    Bounded Staleness*.
-//! 7. [`bench`]: the measurement (`converge replicas bench`): a seeded, Stats-like workload
+//! 7. [`bench`](mod@bench): the measurement (`converge replicas bench`): a seeded, Stats-like workload
 //!    per policy, a probe per replica, session clients with and without guarantees, and the
 //!    drill that stops a standby under load.
 //! 8. [`model`] and [`render`]: what a bench found (`report.json`) and how it is shown (a

@@ -49,10 +49,9 @@ pub enum ReadError {
 async fn single_text(client: &Client, sql: &str) -> Result<Option<String>, tokio_postgres::Error> {
     let messages = client.simple_query(sql).await?;
     Ok(messages.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_string)),
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
         _ => None,
     }))
-    .map(Option::flatten)
 }
 
 /// The primary's WAL write position. Read right after a commit returned, it is at or past

@@ -225,10 +225,9 @@ pub(super) async fn run(
         .map(|f| tokio::spawn(fault(cluster.clone(), f, t0)));
     let sessions = start_sessions(cluster, plan, t0).await?;
     let (probe_tx, probe_rx) = mpsc::unbounded_channel();
-    let probe = match plan.probe_every {
-        Some(_) => Some(tokio::spawn(probe(cluster.clone(), plan.clone(), probe_rx))),
-        None => None,
-    };
+    let probe = plan
+        .probe_every
+        .map(|_| tokio::spawn(probe(cluster.clone(), plan.clone(), probe_rx)));
     let writes = offer_writes(cluster, plan, t0, probe_tx).await?;
     let load_end_ms = writes.iter().map(|w| w.done_ms).fold(0.0, f64::max);
 
@@ -291,7 +290,7 @@ async fn offer_writes(
                 .await;
                 let follow = plan
                     .probe_every
-                    .is_some_and(|every| id as usize % every == 0);
+                    .is_some_and(|every| (id as usize).is_multiple_of(every));
                 if let (Outcome::Acked, Some(count), true) = (record.outcome, count, follow) {
                     let acked = t0 + Duration::from_secs_f64(record.done_ms / 1000.0);
                     let _ = probe_tx.send((account, count, acked));

@@ -3,13 +3,13 @@
 //!
 //! For each policy: put it in force ([`crate::policy::apply`]), reset the lab's tables, then
 //!
-//! 1. **steady run** ([`load`]): the seeded workload at a constant rate, the probe on every
+//! 1. **steady run** (`load.rs`): the seeded workload at a constant rate, the probe on every
 //!    standby, sessions with and without guarantees; then wait until every standby caught up
 //!    and check that no acknowledged write is missing anywhere;
 //! 2. **drill**: the same workload without probe or sessions, the first standby stopped a third
 //!    of the way in and restarted at two thirds; the same check after it caught up.
 //!
-//! [`analyze`] turns each recording into the report's figures ([`crate::model`]).
+//! `analyze.rs` turns each recording into the report's figures ([`crate::model`]).
 
 mod analyze;
 mod load;
