@@ -399,6 +399,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&report)?,
     )?;
     std::fs::write(args.out.join("index.html"), render::html(&report))?;
+    for (name, svg) in render::svg_files(&report) {
+        std::fs::write(args.out.join(name), svg)?;
+    }
     print!("{}", render::table(&report));
     println!("\nreport: {}", args.out.join("index.html").display());
     let clean = report

@@ -152,9 +152,9 @@ impl Nodes {
 
 /// One read under `session`: on the node [`ReadPolicy::choose`] picks, after waiting for it to
 /// replay the session's floor within `policy.wait_max`, else on the primary. `query` runs the
-/// read on the client it is given (boxed, so that its future may borrow the client and still
-/// be sent across threads: `|c| Box::pin(async move { c.query(…).await })`). The session records what the read reflected when it tracks
-/// monotonic reads (one more round trip).
+/// read on the client it is given (boxed, so that its future may borrow the client and still be
+/// sent across threads: `|c| Box::pin(async move { c.query(…).await })`). The session records
+/// what the read reflected when it tracks monotonic reads (one more round trip).
 pub async fn read<T, F>(
     nodes: &Nodes,
     policy: &ReadPolicy,
@@ -172,17 +172,15 @@ where
     let Target::Replica(i) = policy.choose(floor, &nodes.views(), turn) else {
         return on_primary(nodes, session, track, &mut query).await;
     };
-    let client = &nodes.replicas[i];
     if let Ok(Some((value, waited))) =
         on_replica(nodes, policy, i, floor, &mut polls, started, &mut query).await
     {
         let reflected = match track {
-            true => replay_lsn(client).await.ok(),
+            true => reflected_by(nodes, i).await,
             false => None,
         };
         if let Some(lsn) = reflected {
             session.saw(lsn);
-            nodes.learn(i, Some(lsn), false);
         }
         return Ok(Served {
             value,
@@ -200,6 +198,18 @@ where
     served.polls = polls;
     served.fell_back = true;
     Ok(served)
+}
+
+/// An upper bound of what a read just served by replica `i` reflected: the replica's replay
+/// position now, or if it fails to say, the primary's (which has everything any replica has).
+async fn reflected_by(nodes: &Nodes, i: usize) -> Option<Lsn> {
+    match replay_lsn(&nodes.replicas[i]).await {
+        Ok(lsn) => {
+            nodes.learn(i, Some(lsn), false);
+            Some(lsn)
+        }
+        Err(_) => wal_lsn(&nodes.primary).await.ok(),
+    }
 }
 
 /// Waits on replica `i` for the floor, then reads there; returns the answer and the time

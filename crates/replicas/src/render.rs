@@ -431,6 +431,22 @@ fn violations_chart(report: &Report) -> String {
 
 /// A drill's timeline: commits answered per second, and each standby's staleness.
 fn drill_charts(run: &PolicyRun, drill: &Drill) -> String {
+    let (commits, staleness) = drill_svgs(run, drill);
+    format!(
+        "<div class=\"multiples\">{}{}</div>\n",
+        figure(
+            &format!("{}: commits answered per second", run.policy),
+            commits
+        ),
+        figure(
+            &format!("{}: staleness of each standby", run.policy),
+            staleness
+        )
+    )
+}
+
+/// The drill's two charts: commits answered per second, each standby's staleness.
+fn drill_svgs(run: &PolicyRun, drill: &Drill) -> (String, String) {
     let per_s = 1.0 / drill.bucket_s;
     let commits = LineChart {
         title: format!("Commits answered, {} drill", run.policy),
@@ -489,17 +505,7 @@ fn drill_charts(run: &PolicyRun, drill: &Drill) -> String {
         width: SMALL,
         height: SHORT,
     };
-    format!(
-        "<div class=\"multiples\">{}{}</div>\n",
-        figure(
-            &format!("{}: commits answered per second", run.policy),
-            commits.render()
-        ),
-        figure(
-            &format!("{}: staleness of each standby", run.policy),
-            staleness.render()
-        )
-    )
+    (commits.render(), staleness.render())
 }
 
 /// Vertical marks at the stop and the restart, as a grey series (the charts draw polylines).
@@ -669,6 +675,56 @@ pub fn html(report: &Report) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Converge: replicated database nodes</title><style>{CSS}</style></head>\n<body>\n{body}</body></html>\n"
     )
+}
+
+/// The SVG rules of [`CSS`], for a chart that stands alone.
+const SVG_CSS: &str = "svg.chart{font-size:11px;font-family:system-ui,sans-serif}\
+    .grid{stroke:#e6e6e6}.frame{fill:none;stroke:#999}.frame.empty{stroke-dasharray:4 3}\
+    .tick{fill:#555}.axis-title{fill:#333;font-size:12px}.legend-label{fill:#333}\
+    .nodata{fill:#888;font-size:14px}.bar-value{fill:#333;font-size:9px}";
+
+/// An inline chart made a file of its own: the SVG namespace, its style, a white background.
+fn standalone(svg: &str) -> String {
+    let Some(end) = svg.find('>') else {
+        return svg.to_string();
+    };
+    let open = svg[..end].replacen("<svg ", "<svg xmlns=\"http://www.w3.org/2000/svg\" ", 1);
+    format!(
+        "{open}><style>{SVG_CSS}</style><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>{}\n",
+        &svg[end + 1..]
+    )
+}
+
+/// The report's charts as files of their own (`name.svg`, contents), for a README.
+pub fn svg_files(report: &Report) -> Vec<(String, String)> {
+    let mut files = vec![
+        ("replicas-latency.svg".to_string(), latency_chart(report)),
+        (
+            "replicas-violations.svg".to_string(),
+            violations_chart(report),
+        ),
+    ];
+    for run in &report.policies {
+        files.push((
+            format!("replicas-visibility-{}.svg", run.policy),
+            visibility_chart(report, run),
+        ));
+        if let Some(d) = &run.drill {
+            let (commits, staleness) = drill_svgs(run, d);
+            files.push((
+                format!("replicas-drill-{}-commits.svg", run.policy),
+                commits,
+            ));
+            files.push((
+                format!("replicas-drill-{}-staleness.svg", run.policy),
+                staleness,
+            ));
+        }
+    }
+    files
+        .into_iter()
+        .map(|(n, s)| (n, standalone(&s)))
+        .collect()
 }
 
 impl PolicyRun {

@@ -139,6 +139,12 @@ async fn a_short_bench_reports_every_section_and_loses_nothing() {
         assert!(page.contains(section), "the page has {section}");
     }
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="));
+    for (name, svg) in render::svg_files(&report) {
+        assert!(
+            svg.starts_with("<svg xmlns=") && svg.contains("</svg>"),
+            "{name} stands alone"
+        );
+    }
     let table = render::table(&report);
     assert!(table.contains("async") && table.contains("replica2") && table.contains("drill"));
 }
