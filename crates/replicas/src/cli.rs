@@ -260,12 +260,16 @@ fn print_urls(cluster: &Cluster) {
         cluster.dir.display()
     );
     for (i, node) in cluster.nodes.iter().enumerate() {
-        println!("{:<10} {}", node.name, cluster.url(i));
+        let name = match node.role {
+            crate::cluster::Role::Primary => String::new(),
+            crate::cluster::Role::Standby => format!("  (application_name {})", node.name),
+        };
+        println!("{:<10} {}{name}", node.name, cluster.url(i));
     }
     let names = cluster.standby_names();
     if !names.is_empty() {
         println!(
-            "\napplication_names for synchronous_standby_names: {}\n  e.g. {:?} (every one), {:?} (any one)",
+            "\napplication_names for synchronous_standby_names: {}\n  e.g. '{}' (every one), '{}' (any one)",
             names.join(", "),
             Policy::Sync.standby_names(&names),
             Policy::Quorum.standby_names(&names),

@@ -427,14 +427,14 @@ impl Cluster {
         self.dir.join(format!("{}.log", self.nodes[i].name))
     }
 
-    /// Node `i`'s URL; a standby's carries its `application_name`.
+    /// Node `i`'s URL, for clients. (A standby's `application_name`, what
+    /// `synchronous_standby_names` lists, is its node name: the name its WAL receiver gives the
+    /// primary, not one for clients to take.)
     pub fn url(&self, i: usize) -> String {
-        let node = &self.nodes[i];
-        let mut url = format!("postgres://{SUPERUSER}@127.0.0.1:{}/{DATABASE}", node.port);
-        if node.role == Role::Standby {
-            url.push_str(&format!("?application_name={}", node.name));
-        }
-        url
+        format!(
+            "postgres://{SUPERUSER}@127.0.0.1:{}/{DATABASE}",
+            self.nodes[i].port
+        )
     }
 
     /// Node `i` as a libpq key-value string, for `tokio_postgres::connect`.

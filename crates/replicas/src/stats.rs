@@ -140,10 +140,17 @@ impl Positions {
         Self { times, lsns }
     }
 
-    /// The first sample time at which the position had reached `lsn`; `None` if it never did.
+    /// When the position reached `lsn`, estimated as the middle between the last sample below
+    /// it and the first at or past it (the moment is somewhere between the two; taking the later
+    /// one would make every apply look late by the sampling interval). The first sample's own
+    /// time when it already had it; `None` if no sample ever did.
     pub fn first_reaching(&self, lsn: Lsn) -> Option<f64> {
         let k = self.lsns.partition_point(|l| *l < lsn);
-        self.times.get(k).copied()
+        let reached = *self.times.get(k)?;
+        Some(match k.checked_sub(1) {
+            Some(before) => (self.times[before] + reached) / 2.0,
+            None => reached,
+        })
     }
 
     /// The last position sampled at or before `at_ms`; `None` before the first sample.
@@ -230,9 +237,13 @@ mod tests {
             (2.0, Lsn::new(8)), // an overtaken answer
             (3.0, Lsn::new(20)),
         ]);
-        assert_eq!(p.first_reaching(Lsn::new(5)), Some(0.0));
-        assert_eq!(p.first_reaching(Lsn::new(9)), Some(1.0));
-        assert_eq!(p.first_reaching(Lsn::new(11)), Some(3.0));
+        assert_eq!(
+            p.first_reaching(Lsn::new(5)),
+            Some(0.0),
+            "had it from the first sample"
+        );
+        assert_eq!(p.first_reaching(Lsn::new(9)), Some(0.5), "between 0 and 1");
+        assert_eq!(p.first_reaching(Lsn::new(11)), Some(2.5), "between 2 and 3");
         assert_eq!(p.first_reaching(Lsn::new(21)), None);
         assert_eq!(p.at(2.5), Some(Lsn::new(10)), "never backwards");
         assert_eq!(p.at(-1.0), None);

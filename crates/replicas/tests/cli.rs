@@ -67,7 +67,11 @@ async fn up_status_down() {
     let cluster = Cluster::load(&dir).unwrap();
     assert_eq!(cluster.standby_names(), ["replica1"]);
     assert!((0..2).all(|i| cluster.is_running(i).unwrap()));
-    assert!(cluster.url(1).ends_with("?application_name=replica1"));
+    let port = cluster.nodes[1].port;
+    assert_eq!(
+        cluster.url(1),
+        format!("postgres://postgres@127.0.0.1:{port}/converge")
+    );
     assert_eq!(run(status(&dir)).await.unwrap(), ExitCode::SUCCESS);
 
     // Up again: the same cluster, still up; asking for another size is refused.

@@ -207,6 +207,7 @@ pub(super) async fn run(
     plan: &Plan,
     catch_up_max: Duration,
 ) -> Result<Recording, BenchError> {
+    let connections = open(cluster, plan).await?;
     let t0 = Instant::now();
     let stop_watching = Arc::new(AtomicBool::new(false));
     let watchers: Vec<JoinHandle<Vec<(f64, Lsn)>>> = (0..cluster.nodes.len())
@@ -223,12 +224,12 @@ pub(super) async fn run(
     let fault = plan
         .fault
         .map(|f| tokio::spawn(fault(cluster.clone(), f, t0)));
-    let sessions = start_sessions(cluster, plan, t0).await?;
+    let sessions = spawn_sessions(connections.sessions, plan, t0);
     let (probe_tx, probe_rx) = mpsc::unbounded_channel();
     let probe = plan
         .probe_every
-        .map(|_| tokio::spawn(probe(cluster.clone(), plan.clone(), probe_rx)));
-    let writes = offer_writes(cluster, plan, t0, probe_tx).await?;
+        .map(|_| tokio::spawn(probe(connections.probe, probe_rx)));
+    let writes = offer_writes(connections.writers, plan, t0, probe_tx).await?;
     let load_end_ms = writes.iter().map(|w| w.done_ms).fold(0.0, f64::max);
 
     let mut recording = Recording {
@@ -254,9 +255,64 @@ pub(super) async fn run(
     Ok(recording)
 }
 
+/// A writer's connection to the primary with its two statements: the write, the token.
+type Writer = (Client, (Statement, Statement));
+
+/// A standby's probe connections, each with the read prepared.
+type ProbePool = Arc<Vec<(Client, Statement)>>;
+
+/// Every connection a period uses, opened before it starts: no write, read or session pays
+/// for opening one mid-run.
+struct Connections {
+    writers: Vec<Writer>,
+    /// Per standby; empty without a probe.
+    probe: Vec<ProbePool>,
+    /// Per session: its guarantees, its index, its own connections to every node.
+    sessions: Vec<(Guarantees, usize, Nodes)>,
+}
+
+async fn open(cluster: &Cluster, plan: &Plan) -> Result<Connections, BenchError> {
+    let mut writers = Vec::with_capacity(plan.writers);
+    for _ in 0..plan.writers {
+        let client = connect(&cluster.conninfo(0)).await?;
+        let token = client.prepare("SELECT pg_current_wal_lsn()::text").await?;
+        let statements = (client.prepare(WRITE).await?, token);
+        writers.push((client, statements));
+    }
+    let mut probe = Vec::new();
+    for i in (1..cluster.nodes.len()).filter(|_| plan.probe_every.is_some()) {
+        let mut pool = Vec::new();
+        for _ in 0..plan.probe_connections.max(1) {
+            let client = connect(&cluster.conninfo(i)).await?;
+            let read = client.prepare(READ).await?;
+            pool.push((client, read));
+        }
+        probe.push(Arc::new(pool));
+    }
+    let mut sessions = Vec::new();
+    let settings = [Guarantees::NONE, Guarantees::BOTH];
+    for (index, guarantees) in settings
+        .iter()
+        .flat_map(|g| vec![*g; plan.sessions])
+        .enumerate()
+    {
+        let primary = connect(&cluster.conninfo(0)).await?;
+        let mut replicas = Vec::new();
+        for i in 1..cluster.nodes.len() {
+            replicas.push(connect(&cluster.conninfo(i)).await?);
+        }
+        sessions.push((guarantees, index, Nodes::new(primary, replicas)));
+    }
+    Ok(Connections {
+        writers,
+        probe,
+        sessions,
+    })
+}
+
 /// The dispatcher and the writers; returns every write, in id order.
 async fn offer_writes(
-    cluster: &Cluster,
+    connections: Vec<Writer>,
     plan: &Plan,
     t0: Instant,
     probe_tx: mpsc::UnboundedSender<(i32, i64, Instant)>,
@@ -264,13 +320,8 @@ async fn offer_writes(
     let (jobs_tx, jobs_rx) = mpsc::channel::<(i64, i32, i64, Instant)>(WRITE_BACKLOG_MAX);
     // Writers take turns at the queue; the lock is held only while one waits for a job.
     let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-    let mut writers = Vec::with_capacity(plan.writers);
-    for _ in 0..plan.writers {
-        let client = connect(&cluster.conninfo(0)).await?;
-        let statements = (
-            client.prepare(WRITE).await?,
-            client.prepare("SELECT pg_current_wal_lsn()::text").await?,
-        );
+    let mut writers = Vec::with_capacity(connections.len());
+    for (client, statements) in connections {
         let (jobs, probe_tx, plan) = (jobs_rx.clone(), probe_tx.clone(), plan.clone());
         writers.push(tokio::spawn(async move {
             let mut done = Vec::new();
@@ -368,20 +419,9 @@ async fn write_one(
 /// Follows each write it is sent on every standby: reads at each offset after the commit
 /// returned until a read sees the counter at the write's value.
 async fn probe(
-    cluster: Cluster,
-    plan: Plan,
+    pools: Vec<ProbePool>,
     mut writes: mpsc::UnboundedReceiver<(i32, i64, Instant)>,
-) -> Result<Vec<ProbeRecord>, BenchError> {
-    let mut pools = Vec::new();
-    for i in 1..cluster.nodes.len() {
-        let mut pool = Vec::new();
-        for _ in 0..plan.probe_connections.max(1) {
-            let client = connect(&cluster.conninfo(i)).await?;
-            let read = client.prepare(READ).await?;
-            pool.push((client, read));
-        }
-        pools.push(Arc::new(pool));
-    }
+) -> Result<Vec<ProbeRecord>, tokio::task::JoinError> {
     let mut followers = Vec::new();
     let mut turn = 0usize;
     while let Some((account, count, acked)) = writes.recv().await {
@@ -520,51 +560,47 @@ async fn fault(
     Ok((Some(stopped), Some(ms(t0, Instant::now()))))
 }
 
-/// Starts `plan.sessions` sessions without guarantees and as many with both; each returns its
-/// tally at the end of the period. Both settings run at once, so they meet the same lag.
-async fn start_sessions(
-    cluster: &Cluster,
+/// Starts the sessions (without guarantees, then with both, as many of each); two tasks
+/// return the tallies of each setting at the end of the period. Both settings run at once, so
+/// they meet the same lag.
+fn spawn_sessions(
+    sessions: Vec<(Guarantees, usize, Nodes)>,
     plan: &Plan,
     t0: Instant,
-) -> Result<Vec<JoinHandle<Result<SessionTally, BenchError>>>, BenchError> {
-    if plan.sessions == 0 || cluster.nodes.len() < 2 {
-        return Ok(Vec::new());
-    }
-    let mut handles = Vec::new();
-    for (setting, guarantees) in [Guarantees::NONE, Guarantees::BOTH].into_iter().enumerate() {
-        let mut tallies = Vec::new();
-        for k in 0..plan.sessions {
-            let index = setting * plan.sessions + k;
-            let primary = connect(&cluster.conninfo(0)).await?;
-            let mut replicas = Vec::new();
-            for i in 1..cluster.nodes.len() {
-                replicas.push(connect(&cluster.conninfo(i)).await?);
-            }
-            let nodes = Nodes::new(primary, replicas);
-            let plan = plan.clone();
-            tallies.push(tokio::spawn(async move {
-                one_session(nodes, guarantees, index, &plan, t0 + plan.duration).await
-            }));
+) -> Vec<JoinHandle<Result<SessionTally, BenchError>>> {
+    let until = t0 + plan.duration;
+    let mut by_setting: Vec<(Guarantees, Vec<_>)> = Vec::new();
+    for (guarantees, index, nodes) in sessions {
+        let plan = plan.clone();
+        let task =
+            tokio::spawn(async move { one_session(nodes, guarantees, index, &plan, until).await });
+        match by_setting.iter_mut().find(|(g, _)| *g == guarantees) {
+            Some((_, tasks)) => tasks.push(task),
+            None => by_setting.push((guarantees, vec![task])),
         }
-        handles.push(tokio::spawn(async move {
-            let mut total = SessionTally {
-                guarantees: guarantees != Guarantees::NONE,
-                ..SessionTally::default()
-            };
-            for t in tallies {
-                let t = t.await??;
-                total.writes += t.writes;
-                total.reads += t.reads;
-                total.ryw_violations += t.ryw_violations;
-                total.mr_violations += t.mr_violations;
-                total.waited += t.waited;
-                total.on_primary += t.on_primary;
-                total.read_ms.extend(t.read_ms);
-            }
-            Ok(total)
-        }));
     }
-    Ok(handles)
+    by_setting
+        .into_iter()
+        .map(|(guarantees, tasks)| {
+            tokio::spawn(async move {
+                let mut total = SessionTally {
+                    guarantees: guarantees != Guarantees::NONE,
+                    ..SessionTally::default()
+                };
+                for t in tasks {
+                    let t = t.await??;
+                    total.writes += t.writes;
+                    total.reads += t.reads;
+                    total.ryw_violations += t.ryw_violations;
+                    total.mr_violations += t.mr_violations;
+                    total.waited += t.waited;
+                    total.on_primary += t.on_primary;
+                    total.read_ms.extend(t.read_ms);
+                }
+                Ok(total)
+            })
+        })
+        .collect()
 }
 
 /// A session: write its own counter, read it back twice (the replicas take turns), check each
