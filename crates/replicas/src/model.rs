@@ -63,8 +63,11 @@ pub struct Writes {
     pub offered: usize,
     /// Answered: committed, and replicated as the policy demands.
     pub acked: usize,
-    /// Not answered within the client's bound, then cancelled: committed on the primary, not
-    /// confirmed replicated. The client does not know the outcome.
+    /// Not answered within the client's bound, then cancelled. Either it was waiting for
+    /// standbys (cancelled, it stays committed on the primary, never confirmed replicated) or
+    /// it had not committed yet (cancelled, it rolls back: e.g. waiting for the row lock of an
+    /// earlier write to the same account, which a commit keeps while it waits for standbys).
+    /// The client does not know which.
     pub timed_out: usize,
     /// Failed with an error.
     pub failed: usize,
@@ -122,7 +125,7 @@ pub struct LossCheck {
     /// `(replica, acknowledged writes it lacks)`.
     pub missing_on_replicas: Vec<(String, usize)>,
     pub timed_out: usize,
-    /// Timed-out writes found committed on the primary.
+    /// Timed-out writes found committed on the primary (the others rolled back).
     pub timed_out_committed: usize,
     /// Whether every replica caught up with the primary before the check.
     pub caught_up: bool,

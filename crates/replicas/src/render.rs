@@ -663,7 +663,9 @@ pub fn html(report: &Report) -> String {
     }
     body.push_str("<h2>Nothing lost</h2>\n<p class=\"howto\">After each run, once the standbys caught up: \
         every acknowledged write on the primary and on every standby. A timed-out write's client does not \
-        know its outcome; the cancelled wait for standbys left it committed on the primary.</p>\n");
+        know its outcome: cancelled while it waited for standbys, it stays committed on the primary; \
+        cancelled before its commit (waiting for the row lock of an earlier write to the same account, \
+        which a commit holds while it waits for standbys), it rolls back.</p>\n");
     body.push_str(&html_table(&loss_rows(report)));
     body.push_str(
         "<footer>Reproduce: <code>converge replicas bench</code> (see <code>--help</code>); \

@@ -83,9 +83,9 @@ async fn a_short_bench_reports_every_section_and_loses_nothing() {
         );
         let drill = run.drill.as_ref().expect("a drill");
         assert!(drill.lost.nothing_lost(), "{p} drill: {:?}", drill.lost);
-        assert_eq!(
-            drill.lost.timed_out, drill.lost.timed_out_committed,
-            "{p}: on the primary"
+        assert!(
+            drill.lost.timed_out_committed <= drill.lost.timed_out,
+            "{p}"
         );
         assert!(drill.buckets.len() >= 6 && drill.stopped_at_s < drill.restarted_at_s);
     }
