@@ -152,7 +152,8 @@ pub struct Drill {
     pub latency_down_ms: Summary,
     pub bucket_s: f64,
     pub buckets: Vec<DrillBucket>,
-    /// From the restart until the stopped standby had everything written while it was down.
+    /// From the restart (issued) until the stopped standby had replayed everything the primary
+    /// had written by then: its start-up and its catching up.
     pub recovered_after_ms: Option<f64>,
     /// The stopped standby's largest staleness.
     pub max_staleness_ms: f64,

@@ -22,6 +22,9 @@ use tokio_postgres::Client;
 /// every process at once and takes effect within milliseconds; the rest is slack.
 pub const SETTLE_MAX: Duration = Duration::from_secs(15);
 
+/// How often [`apply`] looks whether the policy is in force: a reload takes a few ms.
+const SETTLE_POLL: Duration = Duration::from_millis(20);
+
 /// A replication policy for a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -168,7 +171,7 @@ pub async fn apply(
                 states,
             });
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(SETTLE_POLL).await;
     }
 }
 

@@ -143,7 +143,9 @@ pub(super) fn drill(rec: &Recording, names: &[String], stopped: usize, duration_
         rec.restarted_ms.unwrap_or(f64::NAN),
     );
     let end_ms = rec.load_end_ms.max(duration_s * 1000.0);
-    let slices = (end_ms / (DRILL_BUCKET_S * 1000.0)).ceil() as usize;
+    // A tail shorter than half a slice would show as a dip to nothing: it is left out of the
+    // timeline (not of the totals).
+    let slices = ((end_ms / (DRILL_BUCKET_S * 1000.0)).round() as usize).max(1);
     let buckets = (1..=slices)
         .map(|k| {
             bucket(

@@ -74,6 +74,14 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 /// rate, a few times a second at most under light load.
 const REPLICATION_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// A write's amount, cents: an order's total, from a coffee to a dinner for two. Only its
+/// size in the WAL matters here, and it barely does.
+const AMOUNT_CENTS: std::ops::RangeInclusive<i64> = 100..=5_000;
+
+/// How often [`catch_up`] asks a standby how far it has replayed: catching up takes ms to
+/// a second; 10 ms adds little to it.
+const CATCH_UP_POLL: Duration = Duration::from_millis(10);
+
 /// Account ids of sessions start here, clear of the workload's accounts.
 const SESSION_ACCOUNT_BASE: i32 = 1_000_000;
 
@@ -173,7 +181,7 @@ pub(super) struct Recording {
     pub replication: Vec<ReplicationSample>,
     /// Without guarantees, then with.
     pub sessions: Vec<SessionTally>,
-    /// When the fault's stop and restart completed.
+    /// When the fault's stop completed, and when its restart was issued.
     pub stopped_ms: Option<f64>,
     pub restarted_ms: Option<f64>,
     /// When the last write was answered.
@@ -195,7 +203,7 @@ fn workload(plan: &Plan) -> Vec<(i32, i64)> {
     (0..n)
         .map(|_| {
             let account = rng.random_range(1..=plan.accounts as i32);
-            (account, rng.random_range(100..=5_000))
+            (account, rng.random_range(AMOUNT_CENTS))
         })
         .collect()
 }
@@ -544,7 +552,9 @@ async fn sample_replication(conninfo: String, stop: Arc<AtomicBool>) -> Vec<Repl
     samples
 }
 
-/// Stops a standby at `stop_at`, restarts it at `restart_at`; returns when each had completed.
+/// Stops a standby at `stop_at`, restarts it at `restart_at`; returns when the stop had
+/// completed (the standby is gone) and when the restart was issued (its start-up, which
+/// replays what it has, counts towards its recovery).
 async fn fault(
     cluster: Cluster,
     fault: Fault,
@@ -556,8 +566,9 @@ async fn fault(
     tokio::task::spawn_blocking(move || c.stop_node(node, StopMode::Fast)).await??;
     let stopped = ms(t0, Instant::now());
     tokio::time::sleep_until((t0 + fault.restart_at).into()).await;
+    let restarted = ms(t0, Instant::now());
     tokio::task::spawn_blocking(move || cluster.start_node(node)).await??;
-    Ok((Some(stopped), Some(ms(t0, Instant::now()))))
+    Ok((Some(stopped), Some(restarted)))
 }
 
 /// Starts the sessions (without guarantees, then with both, as many of each); two tasks
@@ -673,7 +684,7 @@ pub(super) async fn catch_up(cluster: &Cluster, max: Duration) -> Result<bool, B
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(CATCH_UP_POLL).await;
         }
     }
     Ok(true)
