@@ -126,6 +126,10 @@ pub struct BenchArgs {
     /// to the primary, ms.
     #[arg(long, env = "CONVERGE_REPLICAS_WAIT_MAX_MS", default_value_t = 50)]
     pub wait_max_ms: u64,
+    /// Where sessions' reads go: replicas (the primary only when a guarantee cannot be met in
+    /// time), any (replicas and primary in turn), primary (always: never stale).
+    #[arg(long, env = "CONVERGE_REPLICAS_READ_FROM", value_enum, default_value_t = ReadFromArg::Replicas)]
+    pub read_from: ReadFromArg,
     /// With guarantees, how often a waiting read asks its standby again, ms.
     #[arg(long, env = "CONVERGE_REPLICAS_POLL_INTERVAL_MS", default_value_t = 1)]
     pub poll_interval_ms: u64,
@@ -159,6 +163,24 @@ pub struct BenchArgs {
     pub pg_bin: PgBinArgs,
 }
 
+/// [`ReadFrom`] on the command line (the decisions stay free of clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadFromArg {
+    Replicas,
+    Any,
+    Primary,
+}
+
+impl From<ReadFromArg> for ReadFrom {
+    fn from(arg: ReadFromArg) -> Self {
+        match arg {
+            ReadFromArg::Replicas => ReadFrom::Replicas,
+            ReadFromArg::Any => ReadFrom::Any,
+            ReadFromArg::Primary => ReadFrom::Primary,
+        }
+    }
+}
+
 impl BenchArgs {
     /// The bench's configuration.
     pub fn config(&self) -> anyhow::Result<BenchConfig> {
@@ -181,7 +203,7 @@ impl BenchArgs {
             sessions: self.sessions,
             session_pause: ms(self.session_pause_ms),
             read_policy: ReadPolicy {
-                from: ReadFrom::Replicas,
+                from: self.read_from.into(),
                 wait_max: ms(self.wait_max_ms),
                 poll_interval: ms(self.poll_interval_ms.max(1)),
             },
