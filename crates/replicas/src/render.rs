@@ -339,6 +339,15 @@ fn latency_chart(report: &Report) -> String {
 
 /// One policy's t-visibility: per standby, measured (solid) and predicted (dashed).
 fn visibility_chart(report: &Report, run: &PolicyRun) -> String {
+    // Up to one offset past where every curve has reached 100 %: the rest is a flat line.
+    let complete = |k: usize| {
+        run.replicas
+            .iter()
+            .all(|r| r.visibility.get(k) == Some(&1.0) && r.predicted.get(k) == Some(&1.0))
+    };
+    let shown = (0..report.offsets_ms.len())
+        .find(|k| complete(*k))
+        .map_or(report.offsets_ms.len(), |k| (k + 2).min(report.offsets_ms.len()));
     let mut series = Vec::new();
     for (i, r) in run.replicas.iter().enumerate() {
         let points = |curve: &[f64]| -> Vec<(f64, f64)> {
@@ -347,6 +356,7 @@ fn visibility_chart(report: &Report, run: &PolicyRun) -> String {
                 .iter()
                 .copied()
                 .zip(curve.iter().copied())
+                .take(shown)
                 .collect()
         };
         series.push(Series {
