@@ -153,6 +153,15 @@ impl Positions {
         })
     }
 
+    /// The first sample time at which the position was seen at or past `lsn` (an upper bound of
+    /// when it got there); `None` if never. What "caught up" means to someone watching: across
+    /// a gap in the samples (a standby down), the middle of [`Positions::first_reaching`]
+    /// would fall inside the gap.
+    pub fn first_seen(&self, lsn: Lsn) -> Option<f64> {
+        let k = self.lsns.partition_point(|l| *l < lsn);
+        self.times.get(k).copied()
+    }
+
     /// The last position sampled at or before `at_ms`; `None` before the first sample.
     pub fn at(&self, at_ms: f64) -> Option<Lsn> {
         let k = self.times.partition_point(|t| *t <= at_ms);
@@ -245,6 +254,8 @@ mod tests {
         assert_eq!(p.first_reaching(Lsn::new(9)), Some(0.5), "between 0 and 1");
         assert_eq!(p.first_reaching(Lsn::new(11)), Some(2.5), "between 2 and 3");
         assert_eq!(p.first_reaching(Lsn::new(21)), None);
+        assert_eq!(p.first_seen(Lsn::new(9)), Some(1.0), "seen at the sample itself");
+        assert_eq!(p.first_seen(Lsn::new(21)), None);
         assert_eq!(p.at(2.5), Some(Lsn::new(10)), "never backwards");
         assert_eq!(p.at(-1.0), None);
     }

@@ -222,6 +222,6 @@ fn bucket(
 /// restarted.
 fn recovered_after(primary: &Positions, standby: &Positions, restart_ms: f64) -> Option<f64> {
     let missed = primary.at(restart_ms)?;
-    let reached = standby.first_reaching(missed)?;
+    let reached = standby.first_seen(missed)?;
     Some((reached - restart_ms).max(0.0))
 }
