@@ -31,7 +31,8 @@ pub enum Command {
     /// pg_basebackup -R, pg_ctl) in a directory of their own, and print their URLs. Run again,
     /// it restarts the nodes of an existing directory.
     Up(UpArgs),
-    /// Show each node (running or not) and how each standby replicates.
+    /// Show each node (running or not) and how each standby replicates; exit status 1 unless
+    /// every node runs and every standby streams.
     Status(DirArgs),
     /// Stop every node of the cluster.
     Down(DownArgs),
@@ -385,6 +386,25 @@ async fn down(args: DownArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// After an interrupted bench on a cluster started with `up`: every node started again (a drill
+/// may have stopped one) and the policy back to asynchronous (a synchronous one would make the
+/// next user's commits wait for a standby they stop). Best effort: it says what failed.
+async fn restore(cluster: &Cluster) {
+    let c = cluster.clone();
+    if let Err(e) = blocking(move || c.start()).await {
+        eprintln!("restarting the nodes: {e:#}");
+    }
+    let restored = async {
+        cluster.wait_streaming(STREAMING_WAIT).await?;
+        let primary = connect(&cluster.conninfo(0)).await?;
+        crate::policy::apply(&primary, Policy::Async, &cluster.standby_names()).await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = restored.await {
+        eprintln!("setting the policy back to async: {e:#}");
+    }
+}
+
 async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     // Exactly one of the two holds the cluster; an owned one is stopped when dropped.
@@ -416,7 +436,18 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let report = bench::run(cluster, &config, command, machine, |s| eprintln!("{s}")).await?;
+    let measure = bench::run(cluster, &config, command, machine, |s| eprintln!("{s}"));
+    // Ctrl-C ends the bench through here, so that a cluster of its own is stopped (dropped)
+    // rather than left running in a temporary directory.
+    let report = tokio::select! {
+        report = measure => report?,
+        _ = tokio::signal::ctrl_c() => {
+            if args.cluster_dir.is_some() {
+                restore(cluster).await;
+            }
+            anyhow::bail!("interrupted");
+        }
+    };
     drop(loaded);
     drop(owned);
     std::fs::create_dir_all(&args.out)?;

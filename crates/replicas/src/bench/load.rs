@@ -82,6 +82,11 @@ const AMOUNT_CENTS: std::ops::RangeInclusive<i64> = 100..=5_000;
 /// a second; 10 ms adds little to it.
 const CATCH_UP_POLL: Duration = Duration::from_millis(10);
 
+/// After cancelling a write past its bound, how long its answer may take: a cancelled wait for
+/// standbys returns at once; a primary that does not answer within 10 s is broken, and the run
+/// must still end.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
 /// Account ids of sessions start here, clear of the workload's accounts.
 const SESSION_ACCOUNT_BASE: i32 = 1_000_000;
 
@@ -401,7 +406,21 @@ async fn write_one(
         answer = &mut both => (false, answer),
         _ = tokio::time::sleep(plan.commit_timeout) => {
             let _ = client.cancel_token().cancel_query(NoTls).await;
-            (true, both.await)
+            match tokio::time::timeout(CANCEL_GRACE, &mut both).await {
+                Ok(answer) => (true, answer),
+                // The primary did not honour the cancel: its outcome is unknown, and this
+                // connection's next write queues behind it (and is bounded the same way).
+                Err(_) => return (
+                    WriteRecord {
+                        id,
+                        outcome: Outcome::TimedOut,
+                        intended_ms: ms(t0, intended),
+                        done_ms: ms(t0, Instant::now()),
+                        token: None,
+                    },
+                    None,
+                ),
+            }
         }
     };
     let count = row.as_ref().ok().map(|r| r.get::<_, i64>(0));
