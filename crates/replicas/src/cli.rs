@@ -277,9 +277,10 @@ fn print_urls(cluster: &Cluster) {
         .bin
         .version()
         .unwrap_or_else(|_| "PostgreSQL".to_string());
+    let n = cluster.standbys().len();
     println!(
-        "a primary and {} hot standbys in {} ({version}), on 127.0.0.1 only\n",
-        cluster.standbys().len(),
+        "a primary and {n} hot standby{} in {} ({version}), on 127.0.0.1 only\n",
+        if n == 1 { "" } else { "s" },
         cluster.dir.display()
     );
     for (i, node) in cluster.nodes.iter().enumerate() {

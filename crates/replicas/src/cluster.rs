@@ -344,6 +344,8 @@ impl Cluster {
     /// streams.
     pub fn create(options: &ClusterOptions) -> Result<Self, ClusterError> {
         let run_as = RunAs::detect()?;
+        // Ports first: a taken --port should leave nothing behind.
+        let ports = free_ports(options.standbys + 1, options.port)?;
         fs::create_dir_all(&options.dir)?;
         let dir = options.dir.canonicalize()?;
         if fs::read_dir(&dir)?.next().is_some() {
@@ -356,7 +358,6 @@ impl Cluster {
                 return Err(ClusterError::NotReachable(dir));
             }
         }
-        let ports = free_ports(options.standbys + 1, options.port)?;
         let mut nodes = vec![Node {
             name: "primary".to_string(),
             role: Role::Primary,
