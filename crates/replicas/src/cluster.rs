@@ -317,12 +317,10 @@ fn free_ports(n: usize, base: Option<u16>) -> Result<Vec<u16>, ClusterError> {
         .collect::<Result<Vec<_>, ClusterError>>()
 }
 
-/// The lab's settings, appended to the primary's `postgresql.conf` (the standbys copy it).
-fn lab_settings(port: u16) -> String {
-    format!(
-        "\n# converge replicas: a loopback-only lab cluster\n\
+/// The lab's settings, appended to the primary's `postgresql.conf` (the standbys copy it);
+/// each node's port follows them.
+const LAB_SETTINGS: &str = "\n# converge replicas: a loopback-only lab cluster\n\
          listen_addresses = '127.0.0.1'\n\
-         port = {port}\n\
          # no Unix socket: nothing in the machine's shared socket directory\n\
          unix_socket_directories = ''\n\
          # writers, probes, watchers and sessions of a bench, with room to spare\n\
@@ -333,9 +331,7 @@ fn lab_settings(port: u16) -> String {
          max_replication_slots = 16\n\
          hot_standby = on\n\
          # the policy (synchronous_standby_names, synchronous_commit) is set per run with ALTER SYSTEM\n\
-         synchronous_commit = on\n"
-    )
-}
+         synchronous_commit = on\n";
 
 impl Cluster {
     /// Creates and starts a cluster in `options.dir` (created; it must be empty or absent):
@@ -344,8 +340,13 @@ impl Cluster {
     /// streams.
     pub fn create(options: &ClusterOptions) -> Result<Self, ClusterError> {
         let run_as = RunAs::detect()?;
-        // Ports first: a taken --port should leave nothing behind.
-        let ports = free_ports(options.standbys + 1, options.port)?;
+        // A given --port is checked first, so that a taken one leaves nothing behind. Free
+        // ports are picked each just before its node starts: a port found free and released is
+        // free for anyone, and initdb or a base backup in between would widen that window.
+        let ports = match options.port {
+            Some(_) => free_ports(options.standbys + 1, options.port)?,
+            None => vec![0; options.standbys + 1],
+        };
         fs::create_dir_all(&options.dir)?;
         let dir = options.dir.canonicalize()?;
         if fs::read_dir(&dir)?.next().is_some() {
@@ -368,20 +369,41 @@ impl Cluster {
             role: Role::Standby,
             port: ports[k],
         }));
-        let cluster = Self {
+        let mut cluster = Self {
             dir,
             bin: options.bin.clone(),
             nodes,
         };
         cluster.save()?;
         cluster.init_primary(run_as, options.sync_files)?;
+        cluster.settle_port(0)?;
         cluster.start_node(0)?;
         cluster.create_database(run_as)?;
         for i in 1..cluster.nodes.len() {
             cluster.clone_standby(run_as, i, options.sync_files)?;
+            cluster.settle_port(i)?;
             cluster.start_node(i)?;
         }
         Ok(cluster)
+    }
+
+    /// Gives node `i` a free port if it has none yet, and writes its port in its configuration
+    /// (last in `postgresql.conf`, so a standby's overrides the primary's it copied) and in
+    /// `cluster.json`.
+    fn settle_port(&mut self, i: usize) -> Result<(), ClusterError> {
+        if self.nodes[i].port == 0 {
+            self.nodes[i].port = free_ports(1, None)?[0];
+        }
+        let node = &self.nodes[i];
+        let conf = self.data_dir(i).join("postgresql.conf");
+        append(
+            &conf,
+            &format!(
+                "\n# converge replicas: {}\nport = {}\n",
+                node.name, node.port
+            ),
+        )?;
+        self.save()
     }
 
     /// The cluster recorded in `dir`.
@@ -462,7 +484,7 @@ impl Cluster {
         }
         run(&mut initdb)?;
         let conf = self.data_dir(0).join("postgresql.conf");
-        append(&conf, &lab_settings(self.nodes[0].port))
+        append(&conf, LAB_SETTINGS)
     }
 
     fn create_database(&self, run_as: RunAs) -> Result<(), ClusterError> {
@@ -501,15 +523,7 @@ impl Cluster {
         if !sync_files {
             backup.arg("--no-sync");
         }
-        run(&mut backup)?;
-        let conf = self.data_dir(i).join("postgresql.conf");
-        append(
-            &conf,
-            &format!(
-                "\n# converge replicas: standby {}\nport = {}\n",
-                node.name, node.port
-            ),
-        )
+        run(&mut backup).map(|_| ())
     }
 
     fn pg_ctl(&self, i: usize) -> Result<Command, ClusterError> {
