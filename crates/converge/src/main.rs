@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo(_) | Command::Bench(_) | Command::Check(_)
+        Command::Demo(_) | Command::Bench(_) | Command::Check(_) | Command::Replicas(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         Command::Check(args) => check(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
+        Command::Replicas(args) => replicas::run(args).await,
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

@@ -32,6 +32,9 @@ pub enum Command {
     /// Measure the trade-off: latency and throughput against the inconsistency window, per
     /// mode, with a report (report.json, index.html).
     Bench(BenchArgs),
+    /// Replicated database nodes: a local PostgreSQL primary with hot standbys (up, status,
+    /// down) and the bench of its replication policies.
+    Replicas(replicas::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
