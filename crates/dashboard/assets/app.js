@@ -21,10 +21,14 @@ const SLIDER_DEBOUNCE_MS = 150;
 // After the user moves the slider, snapshots do not move it back for this long (a snapshot
 // may still carry the old rate).
 const SLIDER_HOLD_MS = 3000;
+// The slider moves in this many steps, quadratically: the low rates, where most of the
+// interest is, get most of its travel (200 orders/s is a fifth of the way, not a
+// twenty-fifth).
+const SLIDER_STEPS = 1000;
 // A clicked order's timeline is read again this often while some service has not applied
-// it yet, at most this many times: long enough for a cron tick or two.
+// it yet, for at most this long: past a cron tick or two, and a busy system's backlog.
 const TIMELINE_REFRESH_MS = 700;
-const TIMELINE_REFRESHES_MAX = 12;
+const TIMELINE_FOLLOW_MS = 30000;
 const PRESETS = [0, 50, 200, 500, 1000, 2000, 5000];
 
 const query = new URLSearchParams(location.search);
@@ -59,9 +63,13 @@ function ms(v) {
   if (v == null || !Number.isFinite(v)) return '–';
   if (v < 10) return `${v.toFixed(2)} ms`;
   if (v < 100) return `${v.toFixed(1)} ms`;
-  if (v < 10000) return `${Math.round(v)} ms`;
+  if (v < 1000) return `${Math.round(v)} ms`;
+  if (v < 10000) return `${(v / 1000).toFixed(2)} s`;
   return `${(v / 1000).toFixed(1)} s`;
 }
+
+const rateAt = (position) => Math.round(rateMax * (position / SLIDER_STEPS) ** 2);
+const positionOf = (rate) => Math.round(Math.sqrt(rate / rateMax) * SLIDER_STEPS);
 
 function perSecond(v) {
   return v == null || !Number.isFinite(v) ? '–' : v >= 100 ? Math.round(v).toString() : v.toFixed(1);
@@ -237,6 +245,9 @@ function render(system, s) {
   figure('ack-p99', ms(s.load.ack_p99_ms), s.load.ack_p99_ms);
   figure('system-acked-per-s', perSecond(s.orders.acked_per_s), s.orders.acked_per_s);
   figure('order-ack-p99', ms(s.orders.ack_p99_ms), s.orders.ack_p99_ms);
+  // Shown once Order exports an acknowledgement-latency histogram; an empty tile would read
+  // as broken.
+  root.querySelector('[data-metric=order-ack-p99]').hidden = s.orders.ack_p99_ms == null;
   figure('in-flight', count(s.load.in_flight), s.load.in_flight);
   const phase = s.load.phase === 'running' && s.load.behind_ms > 100
     ? `behind by ${ms(s.load.behind_ms)}`
@@ -269,7 +280,6 @@ function render(system, s) {
   if (system.index === 0) {
     if (s.limits.rate_max_per_s !== rateMax) {
       rateMax = s.limits.rate_max_per_s;
-      document.getElementById('rate-slider').max = rateMax;
       document.getElementById('rate-input').max = rateMax;
     }
     if (JSON.stringify(controls) !== JSON.stringify(s.controls)) {
@@ -363,10 +373,13 @@ function renderDeadLetters(system, s) {
 
 // ---- one order's life --------------------------------------------------------------------
 
-async function showTimeline(system, orderId, refreshes = 0) {
-  system.timeline = orderId;
+async function showTimeline(system, orderId, since = Date.now()) {
   const box = system.root.querySelector('[data-field=timeline]');
-  setText(system.root, '[data-field=timeline-order]', orderId);
+  if (system.timeline !== orderId) {
+    system.timeline = orderId;
+    setText(system.root, '[data-field=timeline-order]', orderId);
+    box.replaceChildren(el('p', { class: 'empty', text: 'reading the five services…' }));
+  }
   let timeline;
   try {
     const response = await fetch(withPeer(`/dashboard/api/orders/${encodeURIComponent(orderId)}/timeline`, system));
@@ -380,9 +393,9 @@ async function showTimeline(system, orderId, refreshes = 0) {
   if (system.timeline !== orderId) return; // another order was clicked meanwhile
   drawTimeline(box, timeline);
   const pending = timeline.steps.some((step) => step.state !== 'done');
-  if (pending && refreshes < TIMELINE_REFRESHES_MAX) {
+  if (pending && Date.now() - since < TIMELINE_FOLLOW_MS) {
     setTimeout(() => {
-      if (system.timeline === orderId) showTimeline(system, orderId, refreshes + 1);
+      if (system.timeline === orderId) showTimeline(system, orderId, since);
     }, TIMELINE_REFRESH_MS);
   }
 }
@@ -419,16 +432,16 @@ function drawTimeline(box, t) {
 
 // ---- controls -----------------------------------------------------------------------------
 
-function showRate(rate) {
-  document.getElementById('rate-slider').value = rate;
+function showRate(rate, fromSlider = false) {
+  if (!fromSlider) document.getElementById('rate-slider').value = positionOf(rate);
   document.getElementById('rate-input').value = rate;
 }
 
 let sendTimer = null;
-function userSetsRate(rate) {
+function userSetsRate(rate, fromSlider = false) {
   const clamped = Math.max(0, Math.min(rateMax, Math.round(Number(rate) || 0)));
   lastUserMove = Date.now();
-  showRate(clamped);
+  showRate(clamped, fromSlider);
   clearTimeout(sendTimer);
   sendTimer = setTimeout(() => sendRate(clamped), SLIDER_DEBOUNCE_MS);
 }
@@ -480,7 +493,7 @@ function renderFaultControls() {
 function setUpControls() {
   const slider = document.getElementById('rate-slider');
   const input = document.getElementById('rate-input');
-  slider.addEventListener('input', () => userSetsRate(slider.value));
+  slider.addEventListener('input', () => userSetsRate(rateAt(Number(slider.value)), true));
   input.addEventListener('change', () => userSetsRate(input.value));
   const presets = document.getElementById('presets');
   for (const rate of PRESETS) {
