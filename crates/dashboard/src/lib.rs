@@ -96,7 +96,11 @@ impl DashboardConfig {
 
     /// The link to print: the page, with the control token in the fragment.
     pub fn link(&self) -> String {
-        format!("{}/dashboard#token={}", self.gateway_url, self.token.expose())
+        format!(
+            "{}/dashboard#token={}",
+            self.gateway_url,
+            self.token.expose()
+        )
     }
 }
 
@@ -314,8 +318,21 @@ async fn events(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The answer to a control request without the token.
+struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "controls need the dashboard token: open the link `converge serve` printed \
+             (…/dashboard#token=…)",
+        )
+    }
+}
+
 /// Refuses a request that does not carry the token.
-fn check_token(inner: &Inner, headers: &HeaderMap) -> Result<(), Response> {
+fn check_token(inner: &Inner, headers: &HeaderMap) -> Result<(), Unauthorized> {
     let given = headers
         .get(token::TOKEN_HEADER)
         .map(|v| v.as_bytes())
@@ -323,11 +340,7 @@ fn check_token(inner: &Inner, headers: &HeaderMap) -> Result<(), Response> {
     if inner.config.token.matches(given) {
         Ok(())
     } else {
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "controls need the dashboard token: open the link `converge serve` printed \
-             (…/dashboard#token=…)",
-        ))
+        Err(Unauthorized)
     }
 }
 
@@ -335,7 +348,7 @@ fn check_token(inner: &Inner, headers: &HeaderMap) -> Result<(), Response> {
 async fn auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match check_token(&state.inner, &headers) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -354,7 +367,7 @@ struct LoadAnswer {
 async fn set_load(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let inner = &state.inner;
     if let Err(refused) = check_token(inner, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let request: LoadRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -385,15 +398,11 @@ async fn set_load(State(state): State<AppState>, headers: HeaderMap, body: Bytes
 async fn order_timeline(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match timeline::read(&state.inner.client, &id).await {
         Ok(timeline) => axum::Json(timeline).into_response(),
-        Err(timeline::TimelineError::BadId) => {
-            error(StatusCode::BAD_REQUEST, "not an order id")
-        }
+        Err(timeline::TimelineError::BadId) => error(StatusCode::BAD_REQUEST, "not an order id"),
         Err(timeline::TimelineError::UnknownOrder) => {
             error(StatusCode::NOT_FOUND, format!("no order {id}"))
         }
-        Err(timeline::TimelineError::Unavailable(why)) => {
-            error(StatusCode::BAD_GATEWAY, why)
-        }
+        Err(timeline::TimelineError::Unavailable(why)) => error(StatusCode::BAD_GATEWAY, why),
     }
 }
 
@@ -401,7 +410,7 @@ async fn order_timeline(State(state): State<AppState>, Path(id): Path<String>) -
 /// will be, then `501`, so the page's buttons already have their routes.
 async fn phase_two(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(refused) = check_token(&state.inner, &headers) {
-        return refused;
+        return refused.into_response();
     }
     error(
         StatusCode::NOT_IMPLEMENTED,

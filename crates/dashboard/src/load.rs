@@ -145,7 +145,7 @@ pub struct LoadView {
     pub rate_per_s: u32,
     #[serde(flatten)]
     pub phase: Phase,
-    /// Over the last [`WINDOW_SLOTS`] × 250 ms, by when the answers arrived.
+    /// Over the last two seconds, by when the answers arrived.
     pub acked_per_s: f64,
     pub refused_per_s: f64,
     pub failed_per_s: f64,
@@ -305,7 +305,8 @@ async fn generate(shared: Arc<Shared>) {
                 Ok(epoch) => epochs.current = Some(Arc::new(epoch)),
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "dashboard: cannot open the load's accounts");
-                    *lock(&shared.phase) = Phase::Failed(format!("cannot open accounts: {error:#}"));
+                    *lock(&shared.phase) =
+                        Phase::Failed(format!("cannot open accounts: {error:#}"));
                     tokio::select! {
                         () = tokio::time::sleep(OPEN_RETRY) => {}
                         () = shared.stop.cancelled() => return,
@@ -415,9 +416,7 @@ impl Epochs {
         if self.used >= EPOCH_ORDERS * NEXT_EPOCH_AT_TENTHS / 10 && self.next.is_none() {
             let client = self.client.clone();
             let seed = self.seed_of(self.number + 1);
-            self.next = Some(tokio::spawn(
-                async move { open_epoch(&client, seed).await },
-            ));
+            self.next = Some(tokio::spawn(async move { open_epoch(&client, seed).await }));
         }
         if self.used >= EPOCH_ORDERS && self.next.as_ref().is_some_and(|n| n.is_finished()) {
             let next = self.next.take().expect("checked above");
@@ -563,8 +562,8 @@ impl Recorder {
         // Answers arrive nearly in order; one that lands in an already closed slot counts
         // in the newest, which moves a count by a quarter second at most.
         if self.slots.back().is_none_or(|(s, _, _)| *s < slot) {
-            let histogram = Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
-                .expect("valid histogram bounds");
+            let histogram =
+                Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid histogram bounds");
             self.slots.push_back((slot, Totals::default(), histogram));
         }
         while self

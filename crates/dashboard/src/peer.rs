@@ -45,7 +45,9 @@ pub const PEER_PARAM: &str = "peer";
 pub fn parse_loopback(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
     if url.scheme() != "http" {
-        return Err(format!("{raw:?}: only http:// systems on this machine can be followed"));
+        return Err(format!(
+            "{raw:?}: only http:// systems on this machine can be followed"
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("{raw:?}: a URL with credentials is not followed"));
@@ -106,7 +108,11 @@ pub async fn pass_on(
     let base = peer.as_str().trim_end_matches('/');
     let mut request = http.request(forward.method, format!("{base}{}", forward.path_and_query));
     // Only what the dashboard's own routes read; never cookies or other credentials.
-    for name in [TOKEN_HEADER, header::CONTENT_TYPE.as_str(), header::ACCEPT.as_str()] {
+    for name in [
+        TOKEN_HEADER,
+        header::CONTENT_TYPE.as_str(),
+        header::ACCEPT.as_str(),
+    ] {
         if let Some(value) = forward.headers.get(name) {
             request = request.header(name, value);
         }
@@ -123,14 +129,16 @@ pub async fn pass_on(
             );
         }
     };
-    let status = StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut answer = Response::builder().status(status);
     for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
-        if let Some(value) = response.headers().get(name.as_str()) {
-            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                answer = answer.header(name, value);
-            }
+        let value = response
+            .headers()
+            .get(name.as_str())
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+        if let Some(value) = value {
+            answer = answer.header(name, value);
         }
     }
     let chunks = futures::stream::unfold(response, |mut response| async move {

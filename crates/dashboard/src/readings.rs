@@ -67,9 +67,7 @@ pub struct ServiceProgress {
 /// Every service of [`ServiceName::ALL`], in that order, from a `/progress` body.
 pub fn services_from_progress(progress: &Value) -> Vec<ServiceProgress> {
     let services = progress.get("services").and_then(Value::as_object);
-    let head_of = |feed: &str| -> Option<i64> {
-        services?.get(feed)?.get("outbox_head")?.as_i64()
-    };
+    let head_of = |feed: &str| -> Option<i64> { services?.get(feed)?.get("outbox_head")?.as_i64() };
     ServiceName::ALL
         .iter()
         .map(|service| {
@@ -414,11 +412,20 @@ mod tests {
         let s = Duration::from_secs;
         let mut window = HistogramWindow::new(s(5));
         // Before the window: 100 fast observations.
-        window.push(t0, histogram(&[(1.0, 100), (100.0, 100), (f64::INFINITY, 100)]));
+        window.push(
+            t0,
+            histogram(&[(1.0, 100), (100.0, 100), (f64::INFINITY, 100)]),
+        );
         assert_eq!(window.summary(), None);
-        window.push(t0 + s(5), histogram(&[(1.0, 100), (100.0, 100), (f64::INFINITY, 100)]));
+        window.push(
+            t0 + s(5),
+            histogram(&[(1.0, 100), (100.0, 100), (f64::INFINITY, 100)]),
+        );
         // In the window: 10 slow ones.
-        window.push(t0 + s(10), histogram(&[(1.0, 100), (100.0, 110), (f64::INFINITY, 110)]));
+        window.push(
+            t0 + s(10),
+            histogram(&[(1.0, 100), (100.0, 110), (f64::INFINITY, 110)]),
+        );
         let summary = window.summary().unwrap();
         assert_eq!(summary.count, 10);
         assert!((summary.per_s - 2.0).abs() < 1e-9, "{}", summary.per_s);
@@ -458,14 +465,19 @@ mod tests {
             converge_orders_total{outcome=\"201\",service=\"order\"} 8\n\
             converge_orders_total_extra{service=\"order\"} 1000\n\
             converge_orders_total{outcome=\"202\",service=\"other\"} 1000\n";
-        let acked = counter_sum(text, "converge_orders_total", &[("service", "order")], |l| {
-            l.iter()
-                .any(|(k, v)| k == "outcome" && v.starts_with('2'))
-        });
+        let acked = counter_sum(
+            text,
+            "converge_orders_total",
+            &[("service", "order")],
+            |l| l.iter().any(|(k, v)| k == "outcome" && v.starts_with('2')),
+        );
         assert_eq!(acked, Some(48.0));
-        let all = counter_sum(text, "converge_orders_total", &[("service", "order")], |_| {
-            true
-        });
+        let all = counter_sum(
+            text,
+            "converge_orders_total",
+            &[("service", "order")],
+            |_| true,
+        );
         assert_eq!(all, Some(50.0));
         assert_eq!(counter_sum(text, "missing", &[], |_| true), None);
         assert_eq!(counter_sum("plain 3\n", "plain", &[], |_| true), Some(3.0));

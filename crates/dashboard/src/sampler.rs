@@ -56,7 +56,10 @@ impl<T: Send + 'static> Reader<T> {
     }
 
     /// Starts a read unless one is still running.
-    fn start(&mut self, read: impl std::future::Future<Output = Result<T, String>> + Send + 'static) {
+    fn start(
+        &mut self,
+        read: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+    ) {
         if self.in_flight.is_none() {
             self.in_flight = Some(tokio::spawn(read));
         }
@@ -160,10 +163,8 @@ async fn run(inner: Arc<Inner>) {
             letters.settle(deadline)
         );
         let now = Instant::now();
-        if metrics.take_fresh() {
-            if let Some(text) = &metrics.latest {
-                windows.push_metrics(now, text);
-            }
+        if let (true, Some(text)) = (metrics.take_fresh(), &metrics.latest) {
+            windows.push_metrics(now, text);
         }
         progress.take_fresh();
         letters.take_fresh();

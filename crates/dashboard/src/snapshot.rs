@@ -187,7 +187,9 @@ impl Windows {
     /// Takes a `/metrics` exposition read at `at`.
     pub fn push_metrics(&mut self, at: Instant, text: &str) {
         for (service, window) in ServiceName::ALL.iter().zip(&mut self.apply_lag) {
-            if let Some(h) = loadgen::stats::prometheus_histogram(text, APPLY_LAG_METRIC, service.as_str()) {
+            if let Some(h) =
+                loadgen::stats::prometheus_histogram(text, APPLY_LAG_METRIC, service.as_str())
+            {
                 window.push(at, h);
             }
         }
@@ -203,7 +205,9 @@ impl Windows {
         if let Some(answered) = counter_sum(text, ORDERS_METRIC, &order, |_| true) {
             self.answered.push(at, answered);
         }
-        if let Some(h) = loadgen::stats::prometheus_histogram(text, ORDER_ACK_LATENCY_METRIC, "order") {
+        if let Some(h) =
+            loadgen::stats::prometheus_histogram(text, ORDER_ACK_LATENCY_METRIC, "order")
+        {
             self.ack_latency.push(at, h);
         }
     }
@@ -266,7 +270,7 @@ pub fn dead_letters(by_service: &BTreeMap<String, Vec<DeadLetter>>) -> DeadLette
         })
         .collect();
     let total = all.len();
-    all.sort_by(|a, b| b.recorded_at_ms.cmp(&a.recorded_at_ms));
+    all.sort_by_key(|letter| std::cmp::Reverse(letter.recorded_at_ms));
     all.truncate(DEAD_LETTERS_SHOWN_MAX);
     DeadLettersView { total, shown: all }
 }

@@ -246,6 +246,10 @@ mod tests {
     fn no_results_is_an_empty_curve_not_a_division_by_zero() {
         let view = merge([]);
         assert_eq!(view.samples, 0);
-        assert!(view.curves.iter().all(|c| c.visible.iter().all(|&v| v == 0.0)));
+        assert!(
+            view.curves
+                .iter()
+                .all(|c| c.visible.iter().all(|&v| v == 0.0))
+        );
     }
 }
