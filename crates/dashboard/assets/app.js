@@ -30,6 +30,8 @@ const SLIDER_STEPS = 1000;
 const TIMELINE_REFRESH_MS = 700;
 const TIMELINE_FOLLOW_MS = 30000;
 const PRESETS = [0, 50, 200, 500, 1000, 2000, 5000];
+// How long to wait before opening a new event stream after one was refused.
+const RECONNECT_MS = 2000;
 
 const query = new URLSearchParams(location.search);
 // The token travels in the fragment, which the browser never sends in a request line.
@@ -168,10 +170,15 @@ function connect(system) {
     connection.textContent = 'live';
     connection.className = 'pill ok';
   });
-  // EventSource reconnects by itself (the server asks for a retry after 2 s).
+  // EventSource reconnects by itself after a dropped connection (the server asks for a
+  // retry after 2 s), but gives up on an answer that is not an event stream, such as the
+  // 502 this server gives while a followed system is down: then start over by hand.
   source.addEventListener('error', () => {
     connection.textContent = 'reconnecting…';
     connection.className = 'pill warn';
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(() => connect(system), RECONNECT_MS);
+    }
   });
   source.addEventListener('snapshot', (event) => {
     const snapshot = JSON.parse(event.data);
@@ -475,9 +482,12 @@ function renderFaultControls() {
     setDelay.addEventListener('click', () => {
       for (const system of systems) act(system, `/dashboard/api/services/${name}/delay`, { delay_ms: Number(delay.value) });
     });
+    // Side by side, a control acts on every system followed, as the slider does.
     const button = (label, path, enabled, title) => {
       const b = el('button', { type: 'button', text: label, disabled: !(enabled && authorized), title: enabled ? title : reason });
-      b.addEventListener('click', () => act(systems[0], path, {}));
+      b.addEventListener('click', () => {
+        for (const system of systems) act(system, path, {});
+      });
       return b;
     };
     body.append(el('tr', { 'data-service': name },
@@ -485,8 +495,8 @@ function renderFaultControls() {
       el('td', {}, delay, el('span', { class: 'unit', text: ' ms ' }), setDelay),
       el('td', {}, button('pause', `/dashboard/api/services/${name}/pause`, controls.pause, 'stop applying events'),
         button('resume', `/dashboard/api/services/${name}/resume`, controls.pause, 'apply events again')),
-      el('td', {}, button('kill', '', controls.kill, 'needs converge up (separate processes)'),
-        button('restart', '', controls.kill, 'needs converge up (separate processes)'))));
+      el('td', {}, button('kill', `/dashboard/api/services/${name}/kill`, controls.kill, 'stop this service\'s process'),
+        button('restart', `/dashboard/api/services/${name}/restart`, controls.kill, 'start it again'))));
   }
 }
 

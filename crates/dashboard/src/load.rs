@@ -390,6 +390,9 @@ struct Epochs {
     /// Orders taken from the current epoch.
     used: u64,
     next: Option<tokio::task::JoinHandle<anyhow::Result<Epoch>>>,
+    /// After the next epoch failed to open, not before this: a system that is down would
+    /// otherwise be asked on every order.
+    retry_at: Option<Instant>,
 }
 
 impl Epochs {
@@ -401,6 +404,7 @@ impl Epochs {
             current: None,
             used: 0,
             next: None,
+            retry_at: None,
         }
     }
 
@@ -413,7 +417,10 @@ impl Epochs {
     /// up and the next is ready. Until then the current epoch goes on (its accounts' wallets
     /// run dry, so more orders are refused or cancelled).
     fn next_order(&mut self) -> (PlaceOrderRequest, String) {
-        if self.used >= EPOCH_ORDERS * NEXT_EPOCH_AT_TENTHS / 10 && self.next.is_none() {
+        let may_open = self.retry_at.is_none_or(|at| Instant::now() >= at);
+        if self.used >= EPOCH_ORDERS * NEXT_EPOCH_AT_TENTHS / 10 && self.next.is_none() && may_open
+        {
+            self.retry_at = None;
             let client = self.client.clone();
             let seed = self.seed_of(self.number + 1);
             self.next = Some(tokio::spawn(async move { open_epoch(&client, seed).await }));
@@ -429,8 +436,9 @@ impl Epochs {
                 }
                 Some(Ok(Err(error))) => {
                     tracing::warn!(error = %format!("{error:#}"), "dashboard: cannot open the next epoch's accounts; trying again");
+                    self.retry_at = Some(Instant::now() + OPEN_RETRY);
                 }
-                _ => {}
+                _ => self.retry_at = Some(Instant::now() + OPEN_RETRY),
             }
         }
         let epoch = self

@@ -41,7 +41,8 @@ struct Reader<T> {
     latest: Option<T>,
     /// Why the last read failed; cleared by the next answer.
     error: Option<String>,
-    /// Set when an answer arrived since the last [`Reader::take_fresh`].
+    /// Set when an answer arrived since the last [`Reader::take_fresh`] (only the metrics'
+    /// windows need to know: a reading must be pushed into them once).
     fresh: bool,
 }
 
@@ -166,8 +167,6 @@ async fn run(inner: Arc<Inner>) {
         if let (true, Some(text)) = (metrics.take_fresh(), &metrics.latest) {
             windows.push_metrics(now, text);
         }
-        progress.take_fresh();
-        letters.take_fresh();
         inner.visibility.rotate_if_due(now, inner.load.rate() > 0);
         let snapshot = build(&inner, &progress, &metrics, &letters, &windows, now);
         match serde_json::to_string(&snapshot) {

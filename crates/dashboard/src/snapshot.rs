@@ -1,6 +1,6 @@
 //! What the page receives, [`SNAPSHOT_INTERVAL`] apart: one JSON object per event of
 //! `GET /dashboard/events`. Its field names are the page's contract (`assets/app.js` reads
-//! them); a field the server cannot fill yet is `null`, never left out.
+//! them); a figure the server cannot fill yet is `null`, never left out.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
