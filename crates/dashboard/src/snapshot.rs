@@ -239,12 +239,20 @@ pub fn services(
         .map(|(progress, window)| {
             let summary = window.summary();
             let name = progress.name;
+            let lag_max_ms = metrics.and_then(|text| {
+                counter_sum(text, APPLY_LAG_MAX_METRIC, &[("service", name)], |_| true)
+            });
+            // A percentile interpolated within a bucket can exceed every lag observed (lags
+            // of 0 ms read as 0.25 ms from the first bucket, 0–0.5 ms); the exact maximum
+            // since start bounds it.
+            let bounded = |p: Option<f64>| match (p, lag_max_ms) {
+                (Some(p), Some(max)) => Some(p.min(max)),
+                (p, _) => p,
+            };
             ServiceView {
-                lag_p50_ms: summary.and_then(|s| s.p50),
-                lag_p99_ms: summary.and_then(|s| s.p99),
-                lag_max_ms: metrics.and_then(|text| {
-                    counter_sum(text, APPLY_LAG_MAX_METRIC, &[("service", name)], |_| true)
-                }),
+                lag_p50_ms: bounded(summary.and_then(|s| s.p50)),
+                lag_p99_ms: bounded(summary.and_then(|s| s.p99)),
+                lag_max_ms,
                 applied_per_s: summary.map(|s| s.per_s),
                 dead_letters: dead_letters.get(name).map_or(0, Vec::len),
                 progress,
@@ -342,6 +350,8 @@ mod tests {
         assert!(stats.lag_p50_ms.unwrap() > 10.0);
         assert_eq!(stats.lag_max_ms, Some(97.0));
         assert_eq!(stats.dead_letters, 1);
+        // Interpolated in the 10–100 ms bucket, p99 would be 99.1 ms; no lag exceeded 97.
+        assert_eq!(stats.lag_p99_ms, Some(97.0));
         let account = rows.iter().find(|r| r.progress.name == "account").unwrap();
         assert_eq!(account.lag_p99_ms, None);
         assert_eq!(windows.orders().acked_per_s, Some(20.0));
