@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// Random when not given.
     #[arg(long, env = "CONVERGE_INSTANCE")]
     pub instance: Option<String>,
+    /// Token the dashboard's controls (load, and later delays and faults) must carry; it is
+    /// printed in the dashboard's link. Generated when not given; give two systems the same
+    /// one to drive both from one page (`/dashboard?compare=…`).
+    #[arg(long, env = "CONVERGE_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<dashboard::Token>,
     #[command(flatten)]
     pub addrs: ServiceAddrs,
     #[command(flatten)]
