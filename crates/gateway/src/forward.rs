@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::HeaderName;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::response::{IntoResponse, Response};
 use contracts::ServiceName;
 use contracts::limits::BODY_BYTES_MAX;
@@ -17,6 +17,14 @@ use crate::{Gateway, unanswered};
 /// caller's `host`, and above all an `x-converge-secret` a user might try to slip through.
 const FORWARDED_HEADERS: [HeaderName; 2] =
     [CONTENT_TYPE, HeaderName::from_static("idempotency-key")];
+
+/// The answer headers a client needs: the key its order was placed under (made up when it
+/// sent none) and when to try again after a `503`.
+const RETURNED_HEADERS: [HeaderName; 3] = [
+    CONTENT_TYPE,
+    HeaderName::from_static("idempotency-key"),
+    RETRY_AFTER,
+];
 
 /// Forwards `request` to `service` and answers with the service's status, `content-type` and
 /// body; a `503` if it does not answer, a `413` for a body over the limit.
@@ -44,24 +52,45 @@ async fn try_forward(
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
 
-    let mut outgoing = gateway
-        .request(service, parts.method.clone(), path_and_query)
-        .body(body);
-    for name in FORWARDED_HEADERS {
-        if let Some(value) = parts.headers.get(&name) {
-            outgoing = outgoing.header(name, value);
+    // To the instance whose turn it is; on to the next only if one refused the connection
+    // (the request surely did not arrive: anything else may have, and sending it again to
+    // another instance could do it twice).
+    let mut answer = None;
+    for base in gateway.instances(service) {
+        let mut outgoing = gateway
+            .request_to(base, parts.method.clone(), path_and_query)
+            .body(body.clone());
+        for name in FORWARDED_HEADERS {
+            if let Some(value) = parts.headers.get(&name) {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        match outgoing.send().await {
+            Ok(response) => {
+                answer = Some(Ok(response));
+                break;
+            }
+            Err(error) if error.is_connect() => answer = Some(Err(error)),
+            Err(error) => {
+                answer = Some(Err(error));
+                break;
+            }
         }
     }
-
-    let answer = gateway.send(service, outgoing).await?;
+    let answer = match answer {
+        Some(Ok(answer)) => answer,
+        Some(Err(error)) => return Err(unanswered(service, &error)),
+        None => return Err(ApiError::Unavailable(format!("{service} has no address"))),
+    };
     let status = answer.status();
-    let content_type = answer.headers().get(CONTENT_TYPE).cloned();
+    let headers: Vec<_> = RETURNED_HEADERS
+        .iter()
+        .filter_map(|name| Some((name.clone(), answer.headers().get(name)?.clone())))
+        .collect();
     let body = answer.bytes().await.map_err(|e| unanswered(service, &e))?;
 
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    if let Some(content_type) = content_type {
-        response.headers_mut().insert(CONTENT_TYPE, content_type);
-    }
+    response.headers_mut().extend(headers);
     Ok(response)
 }

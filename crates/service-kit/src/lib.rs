@@ -87,7 +87,7 @@ impl Service {
         Ok(Self {
             broker,
             name,
-            metrics: Metrics::new(name.as_str()),
+            metrics: Metrics::of_process(name.as_str(), &config.instance),
             http: runtime::peer::http_client(),
             admin: Admin {
                 db: db.clone(),
