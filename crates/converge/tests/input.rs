@@ -418,7 +418,7 @@ fn order_cases(account_id: &str) -> Vec<Case> {
                 account_id,
                 json!([{ "sku": "ramen", "quantity": 1.5, "unit_price_cents": 1_450 }]),
             ))
-            .expect(422, &["items[0].quantity", "invalid type"]),
+            .expect(422, &["items[0].quantity", "whole number"]),
         post("missing items")
             .json(&json!({ "account_id": account_id }))
             .expect(422, &["missing field", "items"]),
