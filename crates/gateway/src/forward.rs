@@ -27,9 +27,9 @@ const ANSWERED_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("idempotency-key"),
 ];
 
-/// Forwards `request` to `service` and answers with the service's status, body and
-/// [`ANSWERED_HEADERS`]; a `503` if it does not answer, a `413` for a body over the limit, a
-/// `408` for one that stalls.
+/// Forwards `request` to `service` and answers with the service's status, body,
+/// `content-type`, `Retry-After` and `Idempotency-Key`; a `503` if it does not answer, a `413`
+/// for a body over the limit, a `408` for one that stalls.
 pub async fn forward(gateway: Arc<Gateway>, service: ServiceName, request: Request) -> Response {
     match try_forward(&gateway, service, request).await {
         Ok(response) => response,
