@@ -41,9 +41,9 @@ async fn stand_in(name: ServiceName, request: Request) -> Response {
     match path.as_str() {
         "/health" => axum::Json(json!({"status": "ok"})).into_response(),
         "/internal/metrics" => format!(
-            "# HELP converge_events Events applied.\n\
-             # TYPE converge_events counter\n\
-             converge_events{{service=\"{name}\"}} 1\n"
+            "# HELP converge_events_total Events applied.\n\
+             # TYPE converge_events_total counter\n\
+             converge_events_total{{service=\"{name}\"}} 1\n"
         )
         .into_response(),
         "/internal/status" => axum::Json(json!({
@@ -391,10 +391,10 @@ async fn metrics_join_every_service_and_name_the_missing() {
         "# service order unavailable\n\
          # service payment unavailable\n\
          # service loyalty unavailable\n\
-         # HELP converge_events Events applied.\n\
-         # TYPE converge_events counter\n\
-         converge_events{service=\"account\"} 1\n\
-         converge_events{service=\"stats\"} 1\n"
+         # HELP converge_events_total Events applied.\n\
+         # TYPE converge_events_total counter\n\
+         converge_events_total{service=\"account\"} 1\n\
+         converge_events_total{service=\"stats\"} 1\n"
     );
 }
 
