@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo(_) | Command::Bench(_) | Command::Check(_)
+        Command::Demo(_) | Command::Bench(_) | Command::Check(_) | Command::Replicas(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         Command::Check(args) => check(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
+        Command::Replicas(args) => replicas::run(args).await,
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -53,6 +54,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(instance) = &args.instance {
         config.instance = instance.clone();
     }
+    if let Some(token) = &args.dashboard_token {
+        config.dashboard_token = token.clone();
+    }
     match args.service {
         None => {
             config.service_addrs = args.addrs.listen()?;
@@ -64,6 +68,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 transport = config.transport.name(),
                 "serving"
             );
+            // On stdout, not in the log: the link carries the dashboard's control token.
+            println!("dashboard: {}", system.dashboard_link);
             system.run_until(shutdown_signal()).await
         }
         Some(part) => serve_part(part, &args, config).await,
@@ -111,13 +117,18 @@ async fn serve_part(part: Part, args: &ServeArgs, config: SystemConfig) -> anyho
             .await?;
             app.tasks
         }
-        None => vec![system::gateway_task(
-            listener,
-            peers,
-            config.secret.clone(),
-            config.call_timeout,
-            shutdown.clone(),
-        )],
+        None => {
+            let dashboard = system::dashboard_config(&listener, &config, &shutdown)?;
+            println!("dashboard: {}", dashboard.link());
+            vec![system::gateway_task(
+                listener,
+                peers,
+                config.secret.clone(),
+                config.call_timeout,
+                dashboard,
+                shutdown.clone(),
+            )]
+        }
     };
     tracing::info!(part = ?part, listen = %args.listen, mode = %config.mode, "serving");
     let signal_token = shutdown.clone();

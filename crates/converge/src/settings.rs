@@ -32,6 +32,9 @@ pub enum Command {
     /// Measure the trade-off: latency and throughput against the inconsistency window, per
     /// mode, with a report (report.json, index.html).
     Bench(BenchArgs),
+    /// Replicated database nodes: a local PostgreSQL primary with hot standbys (up, status,
+    /// down) and the bench of its replication policies.
+    Replicas(replicas::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +102,11 @@ pub struct ServeArgs {
     /// Random when not given.
     #[arg(long, env = "CONVERGE_INSTANCE")]
     pub instance: Option<String>,
+    /// Token the dashboard's controls (load, and later delays and faults) must carry; it is
+    /// printed in the dashboard's link. Generated when not given; give two systems the same
+    /// one to drive both from one page (`/dashboard?compare=…`).
+    #[arg(long, env = "CONVERGE_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<dashboard::Token>,
     #[command(flatten)]
     pub addrs: ServiceAddrs,
     #[command(flatten)]

@@ -56,6 +56,8 @@ pub struct SystemConfig {
     pub cron_interval: Duration,
     pub in_doubt_after: Duration,
     pub retention: Retention,
+    /// What the dashboard's controls must carry (it is printed in the dashboard's link).
+    pub dashboard_token: dashboard::Token,
 }
 
 impl std::fmt::Debug for SystemConfig {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for SystemConfig {
             .field("cron_interval", &self.cron_interval)
             .field("in_doubt_after", &self.in_doubt_after)
             .field("retention", &self.retention)
+            .field("dashboard_token", &self.dashboard_token)
             .finish()
     }
 }
@@ -96,6 +99,7 @@ impl SystemConfig {
             cron_interval: Duration::from_millis(1_000),
             in_doubt_after: Duration::from_millis(5_000),
             retention: Retention::default(),
+            dashboard_token: dashboard::Token::generate(),
         }
     }
 
@@ -142,20 +146,45 @@ pub async fn build_service(
 /// gateway outwaits all of them, so it never answers 503 for an order that then gets placed.
 const GATEWAY_TIMEOUT_FACTOR: u32 = 5;
 
-/// The gateway as a task.
+/// The gateway as a task, with the dashboard (`/dashboard`) on the same address.
 pub fn gateway_task(
     listener: TcpListener,
     peers: Peers,
     secret: String,
     call_timeout: Duration,
+    dashboard: dashboard::DashboardConfig,
     shutdown: CancellationToken,
 ) -> Task {
     let router = gateway::router(gateway::Gateway::new(
         peers,
         secret,
         call_timeout * GATEWAY_TIMEOUT_FACTOR,
-    ));
+    ))
+    .merge(dashboard::router(dashboard));
     runtime::http::serve_task(listener, router, shutdown)
+}
+
+/// The dashboard of the system whose user-facing address is `listener`'s: it reads the
+/// system through that address (on loopback when it listens on every interface).
+pub fn dashboard_config(
+    listener: &TcpListener,
+    config: &SystemConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<dashboard::DashboardConfig> {
+    let mut addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut dashboard = dashboard::DashboardConfig::new(
+        format!("http://{addr}"),
+        config.mode.to_string(),
+        config.dashboard_token.clone(),
+    );
+    dashboard.shutdown = shutdown.clone();
+    Ok(dashboard)
 }
 
 /// A running system.
@@ -163,6 +192,8 @@ pub fn gateway_task(
 pub struct System {
     /// The user-facing address, e.g. `http://127.0.0.1:8080`.
     pub url: String,
+    /// The live dashboard, with its control token: `…/dashboard#token=…`.
+    pub dashboard_link: String,
     pub peers: Peers,
     pub mode: Mode,
     shutdown: CancellationToken,
@@ -197,6 +228,9 @@ impl System {
         let url = format!("http://{}", gateway_listener.local_addr()?);
 
         let shutdown = CancellationToken::new();
+        let gateway_shutdown = shutdown.child_token();
+        let dashboard = dashboard_config(&gateway_listener, &config, &gateway_shutdown)?;
+        let dashboard_link = dashboard.link();
         let mut tasks = Vec::new();
         for (service, listener) in ServiceName::ALL.into_iter().zip(listeners) {
             let app = build_service(
@@ -217,11 +251,13 @@ impl System {
             peers.clone(),
             config.secret.clone(),
             config.call_timeout,
-            shutdown.child_token(),
+            dashboard,
+            gateway_shutdown,
         ));
         let running = tokio::spawn(runtime::supervise::run_tasks(tasks, shutdown.clone()));
         Ok(Self {
             url,
+            dashboard_link,
             peers,
             mode: config.mode,
             shutdown,

@@ -57,16 +57,18 @@ async fn a_stats_delay_shows_up_as_apply_lag() {
         "no order applied by Stats within {DELAY_MS} ms: {:?}",
         stats.cdf
     );
-    // Loyalty has no delay: it is not held back by Stats.
+    // Loyalty has no delay: it is not held back by Stats. (Compared with Stats rather than
+    // with a number of milliseconds, which a loaded machine could exceed.)
     let loyalty = run
         .apply_lag
         .iter()
         .find(|l| l.service == "loyalty")
         .expect("a Loyalty lag");
     assert!(
-        loyalty.lag.p50 < DELAY_MS as f64,
-        "loyalty p50 {} ms",
-        loyalty.lag.p50
+        loyalty.lag.p50 < stats.lag.p50,
+        "loyalty p50 {} ms, stats p50 {} ms",
+        loyalty.lag.p50,
+        stats.lag.p50
     );
     assert!(run.violations.is_empty(), "{:?}", run.violations);
 }

@@ -27,8 +27,18 @@ use storage::{Db, Migration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use transport::admin::{Admin, Head};
+use transport::nats::{Broker, NatsFeed};
 use transport::prune::{OutboxRetention, Passed, Rule};
-use transport::{Apply, Consumer, ConsumerConfig, HttpFeed, Outbox};
+use transport::relay::Relay;
+use transport::{Apply, Consumer, ConsumerConfig, EventFeed, HttpFeed, Outbox};
+
+/// The consumers of `producer`'s feed, by name.
+fn consumers_of(producer: ServiceName) -> Vec<&'static str> {
+    contracts::internal::consumers_of(producer)
+        .iter()
+        .map(|c| c.as_str())
+        .collect()
+}
 
 /// A service being assembled.
 pub struct Service {
@@ -48,6 +58,8 @@ pub struct Service {
     admin: Admin,
     rules: Vec<Rule>,
     outbox: Option<OutboxRetention>,
+    /// With NATS: this service's connection to the broker.
+    broker: Option<Broker>,
 }
 
 impl Service {
@@ -68,7 +80,12 @@ impl Service {
         )
         .await?;
         tracing::debug!(service = %name, place = db.place(), "database open");
+        let broker = match &config.transport {
+            Transport::Embedded => None,
+            Transport::Nats { url, prefix } => Some(Broker::connect(url, prefix).await?),
+        };
         Ok(Self {
+            broker,
             name,
             metrics: Metrics::new(name.as_str()),
             http: runtime::peer::http_client(),
@@ -131,18 +148,34 @@ impl Service {
                 self.admin_routes = std::mem::take(&mut self.admin_routes)
                     .merge(transport::feed::router(outbox.clone(), self.db.clone()));
                 self.admin.head = Some(Head::Outbox(outbox.clone()));
-                let consumers = contracts::internal::consumers_of(self.name)
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect();
                 self.outbox = Some(OutboxRetention {
                     outbox: outbox.clone(),
-                    passed: Passed::Readers(consumers),
+                    passed: Passed::Readers(consumers_of(self.name)),
                     keep: self.config.retention.outbox,
                 });
             }
             Transport::Nats { .. } => {
-                unimplemented!("the NATS relay")
+                let broker = self.broker.clone().expect("connected in open");
+                let stream = broker.stream_name(self.name.as_str());
+                self.admin.head = Some(Head::Relay {
+                    stream: stream.clone(),
+                });
+                self.outbox = Some(OutboxRetention {
+                    outbox: outbox.clone(),
+                    passed: Passed::Relay(stream),
+                    keep: self.config.retention.outbox,
+                });
+                let relay = Relay {
+                    db: self.db.clone(),
+                    outbox: outbox.clone(),
+                    broker,
+                    producer: self.name.as_str(),
+                    consumers: consumers_of(self.name),
+                    instance: self.config.instance.clone(),
+                };
+                let name = format!("{} relay to the broker", self.name);
+                let shutdown = self.shutdown.clone();
+                self.task(name, relay.run(shutdown));
             }
         }
         outbox
@@ -169,25 +202,44 @@ impl Service {
             transport::consumer::schedule_for(self.config.mode, self.config.cron_interval);
         let mut config = ConsumerConfig::new(schedule);
         config.processing_delay = self.config.processing_delay.clone();
-        let name = format!("{} consumer of the {producer} feed", self.name);
         match &self.config.transport {
             Transport::Embedded => {
                 let feed =
                     HttpFeed::new(producer.as_str(), self.peer(producer), self.name.as_str());
-                let (consumer, control) = Consumer::new(
-                    self.db.clone(),
-                    feed,
-                    handler,
-                    config,
-                    self.metrics.clone(),
-                    &self.config.instance,
-                );
-                self.admin.consumers.push(control);
-                let shutdown = self.shutdown.clone();
-                self.task(name, consumer.run(shutdown));
+                self.run_consumer(producer, feed, handler, config);
             }
-            Transport::Nats { .. } => unimplemented!("the NATS feed"),
+            Transport::Nats { .. } => {
+                let broker = self.broker.clone().expect("connected in open");
+                let feed = NatsFeed::new(
+                    broker,
+                    producer.as_str(),
+                    consumers_of(producer),
+                    self.name.as_str(),
+                );
+                self.run_consumer(producer, feed, handler, config);
+            }
         }
+    }
+
+    fn run_consumer<F: EventFeed, A: Apply>(
+        &mut self,
+        producer: ServiceName,
+        feed: F,
+        handler: A,
+        config: ConsumerConfig,
+    ) {
+        let (consumer, control) = Consumer::new(
+            self.db.clone(),
+            feed,
+            handler,
+            config,
+            self.metrics.clone(),
+            &self.config.instance,
+        );
+        self.admin.consumers.push(control);
+        let name = format!("{} consumer of the {producer} feed", self.name);
+        let shutdown = self.shutdown.clone();
+        self.task(name, consumer.run(shutdown));
     }
 
     /// Internal routes that do work others ask of this service (they pay the processing

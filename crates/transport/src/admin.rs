@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::events::Cursor;
 use contracts::internal::{
-    DEAD_LETTERS_PATH, DeadLetterList, PAUSE_PATH, RESUME_PATH, STATUS_PATH, ServiceStatus,
+    ConsumerStatus, DEAD_LETTERS_PATH, DeadLetterList, PAUSE_PATH, RESUME_PATH, STATUS_PATH,
+    ServiceStatus,
 };
 use runtime::{ApiError, ApiJson};
 use storage::{Db, DbError};
@@ -79,18 +80,21 @@ async fn status(State(admin): State<Admin>) -> Result<ApiJson<ServiceStatus>, Ap
             Ok::<_, DbError>((outbox_head, unpublished, in_doubt, positions))
         })
         .await?;
-    let mut consumers = BTreeMap::new();
-    for control in &admin.consumers {
-        consumers.insert(control.feed().to_owned(), control.status().await?);
-    }
-    // A feed this instance does not consume (any more) still has a position worth showing.
-    for (feed, position) in positions {
-        consumers
-            .entry(feed)
-            .or_insert_with(|| contracts::internal::ConsumerStatus {
+    // Every position as read above, before the heads (never read again: a later read could
+    // pass events the heads above do not show), with each running consumer's state.
+    let mut consumers: BTreeMap<String, ConsumerStatus> = positions
+        .into_iter()
+        .map(|(feed, position)| {
+            let status = ConsumerStatus {
                 position,
                 ..Default::default()
-            });
+            };
+            (feed, status)
+        })
+        .collect();
+    for control in &admin.consumers {
+        let entry = consumers.entry(control.feed().to_owned()).or_default();
+        control.live_into(entry);
     }
     Ok(ApiJson(ServiceStatus {
         outbox_head,

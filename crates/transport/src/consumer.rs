@@ -210,6 +210,15 @@ impl Control {
         })
     }
 
+    /// Fills in what only the running consumer knows: its state, since when it is stuck, and
+    /// its last error.
+    pub fn live_into(&self, status: &mut ConsumerStatus) {
+        let live = self.live.lock().expect("never poisoned").clone();
+        status.state = live.state;
+        status.stuck_since_ms = live.stuck_since_ms;
+        status.last_error = live.last_error;
+    }
+
     /// Applies dead letter `id` again (through the consumer, between its batches); `Err`
     /// carries why it failed again.
     pub async fn replay(&self, id: i64) -> Result<(), String> {

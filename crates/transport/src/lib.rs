@@ -5,7 +5,7 @@
 //! - [`feed`]: the transport behind a trait, [`EventFeed`]: "give me the events after cursor
 //!   C". The embedded transport, [`HttpFeed`], needs no server: each producer serves its
 //!   outbox over HTTP (with long polling). With a broker, [`relay`] publishes each outbox to
-//!   a NATS JetStream stream and `nats::NatsFeed` reads it through a durable consumer.
+//!   a NATS JetStream stream and [`nats::NatsFeed`] reads it through a durable consumer.
 //! - [`inbox`]: a consumer's position in each feed and its dead-letter list, both stored in
 //!   the consumer's own database.
 //! - [`consumer`]: the loop that fetches, applies a batch and advances the position in one
@@ -20,6 +20,7 @@ pub mod consumer;
 pub mod feed;
 pub mod inbox;
 pub mod lease;
+pub mod nats;
 pub mod outbox;
 pub mod prune;
 pub mod relay;

@@ -81,6 +81,12 @@ impl Outbox {
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Waits until a commit of events here, or `timeout`.
+    pub async fn wait_for_commit(&self, timeout: Duration) {
+        let mut commits = self.commits.subscribe();
+        let _ = tokio::time::timeout(timeout, commits.changed()).await;
+    }
+
     /// Up to `limit` events after `after`, oldest first; if there are none, waits up to
     /// `wait` for one.
     pub async fn read(

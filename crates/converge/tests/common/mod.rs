@@ -18,11 +18,17 @@ use converge::workload::{Client, Placed};
 pub enum Backends {
     SqliteEmbedded,
     PostgresEmbedded,
+    SqliteNats,
+    PostgresNats,
 }
 
 impl Backends {
     pub fn is_postgres(self) -> bool {
-        matches!(self, Backends::PostgresEmbedded)
+        matches!(self, Backends::PostgresEmbedded | Backends::PostgresNats)
+    }
+
+    pub fn is_nats(self) -> bool {
+        matches!(self, Backends::SqliteNats | Backends::PostgresNats)
     }
 }
 
@@ -50,7 +56,13 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// A schema prefix no other test (in this run or another) uses.
+/// The NATS server the tests use: the machine's own unless `CONVERGE_TEST_NATS_URL` says
+/// otherwise.
+pub fn nats_url() -> String {
+    std::env::var("CONVERGE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A schema (and stream) prefix no other test (in this run or another) uses.
 fn unique_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let random = uuid::Uuid::new_v4().simple().to_string();
@@ -76,16 +88,25 @@ pub struct TestSystem {
 /// long.
 pub fn config(mode: Mode) -> (SystemConfig, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let location = match backends() {
-        Backends::SqliteEmbedded => storage::Location::Sqlite {
-            dir: dir.path().to_owned(),
-        },
-        Backends::PostgresEmbedded => storage::Location::Postgres {
+    let backends = backends();
+    let prefix = unique_prefix();
+    let location = if backends.is_postgres() {
+        storage::Location::Postgres {
             url: postgres_url(),
-            schema_prefix: unique_prefix(),
-        },
+            schema_prefix: prefix.clone(),
+        }
+    } else {
+        storage::Location::Sqlite {
+            dir: dir.path().to_owned(),
+        }
     };
     let mut config = SystemConfig::new(mode, location);
+    if backends.is_nats() {
+        config.transport = runtime::Transport::Nats {
+            url: nats_url(),
+            prefix: prefix.trim_end_matches('_').to_owned(),
+        };
+    }
     config.cron_interval = Duration::from_millis(200);
     config.in_doubt_after = Duration::from_millis(500);
     config.call_timeout = Duration::from_millis(2_000);
@@ -232,6 +253,38 @@ impl TestSystem {
         if let Some(system) = self.system.take() {
             system.stop().await.expect("a clean stop");
         }
+        clean_up(&self.config).await;
+    }
+}
+
+/// Drops what a test left on the shared servers: its PostgreSQL schemas and NATS streams.
+pub async fn clean_up(config: &SystemConfig) {
+    if let storage::Location::Postgres { url, schema_prefix } = &config.location {
+        let (url, prefix) = (url.clone(), schema_prefix.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+            for service in [
+                "account", "order", "payment", "loyalty", "stats", "baseline",
+            ] {
+                client.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{prefix}{service}\" CASCADE"
+                ))?;
+            }
+            Ok::<_, postgres::Error>(())
+        })
+        .await
+        .expect("clean-up ran")
+        .expect("the test's schemas are dropped");
+    }
+    if let runtime::Transport::Nats { url, prefix } = &config.transport {
+        let client = async_nats::connect(url.as_str())
+            .await
+            .expect("NATS answers");
+        let jetstream = async_nats::jetstream::new(client);
+        for producer in ["order", "payment"] {
+            let name = format!("{prefix}_{producer}").to_ascii_uppercase();
+            let _ = jetstream.delete_stream(&name).await;
+        }
     }
 }
 
@@ -262,11 +315,14 @@ macro_rules! each_mode {
         mod $name {
             use super::*;
 
-            $crate::each_mode!(@pair sqlite_embedded, SqliteEmbedded, $body);
-            $crate::each_mode!(@pair postgres_embedded, PostgresEmbedded, $body);
+            $crate::each_mode!(@pair sqlite_embedded, SqliteEmbedded, $body, strong);
+            $crate::each_mode!(@pair postgres_embedded, PostgresEmbedded, $body, strong);
+            // Strong mode has no event transport: its NATS pairs would repeat the above.
+            $crate::each_mode!(@pair sqlite_nats, SqliteNats, $body);
+            $crate::each_mode!(@pair postgres_nats, PostgresNats, $body);
         }
     };
-    (@pair $pair:ident, $backends:ident, $body:expr) => {
+    (@pair $pair:ident, $backends:ident, $body:expr, strong) => {
         mod $pair {
             use super::*;
 
@@ -276,6 +332,17 @@ macro_rules! each_mode {
                     .await
             }
 
+            $crate::each_mode!(@eventual $backends, $body);
+        }
+    };
+    (@pair $pair:ident, $backends:ident, $body:expr) => {
+        mod $pair {
+            use super::*;
+
+            $crate::each_mode!(@eventual $backends, $body);
+        }
+    };
+    (@eventual $backends:ident, $body:expr) => {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn queue() {
                 common::with_backends(common::Backends::$backends, ($body)(contracts::Mode::Queue))
@@ -287,7 +354,6 @@ macro_rules! each_mode {
                 common::with_backends(common::Backends::$backends, ($body)(contracts::Mode::Cron))
                     .await
             }
-        }
     };
 }
 
@@ -306,6 +372,16 @@ macro_rules! each_pair {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_embedded() {
                 common::with_backends(common::Backends::PostgresEmbedded, ($body)()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_nats() {
+                common::with_backends(common::Backends::SqliteNats, ($body)()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_nats() {
+                common::with_backends(common::Backends::PostgresNats, ($body)()).await
             }
         }
     };
