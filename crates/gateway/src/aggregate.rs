@@ -253,9 +253,9 @@ mod tests {
 
     fn exposition(service: &str, applied: u64) -> String {
         format!(
-            "# HELP converge_events Events applied.\n\
-             # TYPE converge_events counter\n\
-             converge_events{{service=\"{service}\"}} {applied}\n\
+            "# HELP converge_events_total Events applied.\n\
+             # TYPE converge_events_total counter\n\
+             converge_events_total{{service=\"{service}\"}} {applied}\n\
              # HELP converge_apply_lag_seconds Lag.\n\
              # TYPE converge_apply_lag_seconds histogram\n\
              converge_apply_lag_seconds_bucket{{service=\"{service}\",le=\"+Inf\"}} 1\n\
@@ -271,10 +271,10 @@ mod tests {
         let merged = merge_expositions([loyalty.as_str(), stats.as_str()]);
         assert_eq!(
             merged,
-            "# HELP converge_events Events applied.\n\
-             # TYPE converge_events counter\n\
-             converge_events{service=\"loyalty\"} 4\n\
-             converge_events{service=\"stats\"} 5\n\
+            "# HELP converge_events_total Events applied.\n\
+             # TYPE converge_events_total counter\n\
+             converge_events_total{service=\"loyalty\"} 4\n\
+             converge_events_total{service=\"stats\"} 5\n\
              # HELP converge_apply_lag_seconds Lag.\n\
              # TYPE converge_apply_lag_seconds histogram\n\
              converge_apply_lag_seconds_bucket{service=\"loyalty\",le=\"+Inf\"} 1\n\
@@ -283,6 +283,72 @@ mod tests {
              converge_apply_lag_seconds_bucket{service=\"stats\",le=\"+Inf\"} 1\n\
              converge_apply_lag_seconds_sum{service=\"stats\"} 3\n\
              converge_apply_lag_seconds_count{service=\"stats\"} 1\n"
+        );
+    }
+
+    /// What promtool checks of an exposition's shape and names: each family described once,
+    /// its samples together after its description, counters ending in `_total`, units in
+    /// base units, spelled out. Returns the families seen, by kind.
+    fn lint(text: &str) -> Vec<(String, String)> {
+        let mut families: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    families.iter().all(|(seen, _)| seen != name),
+                    "{name} is described twice"
+                );
+                if kind == "counter" {
+                    assert!(name.ends_with("_total"), "counter {name} lacks _total");
+                }
+                for abbreviated in ["_ms", "_us", "_ns", "_sec", "_milliseconds"] {
+                    assert!(
+                        !name.contains(&format!("{abbreviated}_")) && !name.ends_with(abbreviated),
+                        "{name}: base units, spelled out"
+                    );
+                }
+                families.push((name.to_owned(), kind.to_owned()));
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let (family, kind) = families.last().expect("a sample before any TYPE");
+                let own = match kind.as_str() {
+                    "histogram" => ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|suffix| name.strip_suffix(suffix) == Some(family)),
+                    _ => name == family,
+                };
+                assert!(own, "{name} is not with its family (after {family})");
+            }
+        }
+        families
+    }
+
+    #[test]
+    fn the_services_real_metrics_merge_into_one_valid_exposition() {
+        let services = ["order", "payment", "stats"].map(runtime::Metrics::new);
+        for metrics in &services {
+            // Touch every labelled family, so that each shows up with samples.
+            metrics.observe_apply(contracts::now_ms() - 5);
+            metrics
+                .events
+                .with_label_values(&["order", "applied"])
+                .inc();
+            metrics.consumer_stuck.with_label_values(&["order"]).set(1);
+            metrics.consumer_retries.with_label_values(&["order"]).inc();
+        }
+        let texts = services.map(|metrics| metrics.render());
+        let merged = merge_expositions(texts.iter().map(String::as_str));
+        let families = lint(&merged);
+        assert!(
+            families
+                .iter()
+                .any(|(name, kind)| name == "converge_apply_lag_seconds" && kind == "histogram"),
+            "{families:?}"
+        );
+        assert_eq!(
+            merged.matches("service=\"stats\"").count(),
+            texts[2].matches("service=\"stats\"").count(),
+            "every sample of every service is kept"
         );
     }
 

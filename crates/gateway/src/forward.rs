@@ -18,16 +18,18 @@ use crate::{Gateway, unanswered};
 const FORWARDED_HEADERS: [HeaderName; 2] =
     [CONTENT_TYPE, HeaderName::from_static("idempotency-key")];
 
-/// The answer headers a client needs: the key its order was placed under (made up when it
-/// sent none) and when to try again after a `503`.
-const RETURNED_HEADERS: [HeaderName; 3] = [
+/// The answer headers a user needs: what the body is, when to try again after a `503`, and
+/// the `Idempotency-Key` to retry under (Order makes one up for a request sent without).
+/// Everything else is the service's own business.
+const ANSWERED_HEADERS: [HeaderName; 3] = [
     CONTENT_TYPE,
-    HeaderName::from_static("idempotency-key"),
     RETRY_AFTER,
+    HeaderName::from_static("idempotency-key"),
 ];
 
-/// Forwards `request` to `service` and answers with the service's status, `content-type` and
-/// body; a `503` if it does not answer, a `413` for a body over the limit.
+/// Forwards `request` to `service` and answers with the service's status, body,
+/// `content-type`, `Retry-After` and `Idempotency-Key`; a `503` if it does not answer, a `413`
+/// for a body over the limit, a `408` for one that stalls.
 pub async fn forward(gateway: Arc<Gateway>, service: ServiceName, request: Request) -> Response {
     match try_forward(&gateway, service, request).await {
         Ok(response) => response,
@@ -41,12 +43,9 @@ async fn try_forward(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    // Read whole, up to the limit, so a too-large body is refused here and never reaches a
-    // service. The only other way reading fails is a client that went away, who will not
-    // see the answer anyway.
-    let body = axum::body::to_bytes(body, BODY_BYTES_MAX)
-        .await
-        .map_err(|_| ApiError::TooLarge(BODY_BYTES_MAX))?;
+    // Read whole, up to the limit, so a too-large or stalled body is refused here and never
+    // ties up a service.
+    let body = read_body(body).await?;
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -83,9 +82,9 @@ async fn try_forward(
         None => return Err(ApiError::Unavailable(format!("{service} has no address"))),
     };
     let status = answer.status();
-    let headers: Vec<_> = RETURNED_HEADERS
-        .iter()
-        .filter_map(|name| Some((name.clone(), answer.headers().get(name)?.clone())))
+    let headers: Vec<_> = ANSWERED_HEADERS
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), answer.headers().get(&name)?.clone())))
         .collect();
     let body = answer.bytes().await.map_err(|e| unanswered(service, &e))?;
 
@@ -93,4 +92,57 @@ async fn try_forward(
     *response.status_mut() = status;
     response.headers_mut().extend(headers);
     Ok(response)
+}
+
+/// The whole body, or why not: over [`BODY_BYTES_MAX`] is a `413`; a client that stalls
+/// past the server's body timeout is a `408`. The only other way reading fails is a client
+/// that went away, who will not see the answer anyway.
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, BODY_BYTES_MAX)
+        .await
+        .map_err(|error| {
+            if caused_by::<tower_http::timeout::TimeoutError>(&error) {
+                ApiError::BodyTimeout
+            } else {
+                ApiError::TooLarge(BODY_BYTES_MAX)
+            }
+        })
+}
+
+/// Whether `E` is anywhere in the chain of `error`: the body's own error arrives wrapped by
+/// each layer it came through.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<E>())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use tower_http::timeout::TimeoutBody;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_that_stalls_is_a_408() {
+        let stalled = Body::from_stream(futures::stream::pending::<
+            Result<axum::body::Bytes, std::io::Error>,
+        >());
+        let body = Body::new(TimeoutBody::new(Duration::from_millis(10), stalled));
+        let error = read_body(body).await.unwrap_err();
+        assert_eq!(error.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_a_413_and_one_at_it_is_read() {
+        let error = read_body(Body::from(vec![b' '; BODY_BYTES_MAX + 1]))
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = read_body(Body::from(vec![b' '; BODY_BYTES_MAX]))
+            .await
+            .unwrap();
+        assert_eq!(body.len(), BODY_BYTES_MAX);
+    }
 }

@@ -3,10 +3,11 @@
 //! The gateway is only routing. It owns no data and makes no business decision: each public
 //! request is forwarded to the one service that owns what it asks about — method, path, query,
 //! body, `content-type` and `Idempotency-Key` unchanged — and the service's answer comes back
-//! with its status, `content-type` and body unchanged. Users therefore see exactly the errors
-//! the services give, plus two of the gateway's own: `503` when the owning service does not
-//! answer in time, and `413` for a body over [`BODY_BYTES_MAX`](contracts::limits::BODY_BYTES_MAX),
-//! refused before it is sent anywhere.
+//! with its status, body, `content-type`, `Retry-After` and `Idempotency-Key` unchanged. Users
+//! therefore see exactly the errors the services give, plus three of the gateway's own: `503`
+//! when the owning service does not answer in time, `413` for a body over
+//! [`BODY_BYTES_MAX`](contracts::limits::BODY_BYTES_MAX) and `408` for one that stalls, both
+//! refused before anything is sent on.
 //!
 //! What it answers itself is the view across all five services that no single one can give:
 //! `/health`, `/metrics`, `/dead-letters`, `/progress` and `/openapi.json`.

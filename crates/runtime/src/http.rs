@@ -226,24 +226,31 @@ fn set_delay(delay: &Delay, body: ProcessingDelay) -> Result<StatusCode, ApiErro
 /// The limits every server applies around a router: a request timeout, a body timeout, and
 /// load shedding past [`REQUESTS_IN_FLIGHT_MAX`].
 pub fn with_limits(router: Router) -> Router {
+    limits(router, REQUEST_TIMEOUT)
+}
+
+fn limits(router: Router, request_timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
-            .layer(axum::error_handling::HandleErrorLayer::new(shed_answer))
+            .layer(axum::error_handling::HandleErrorLayer::new(limit_answer))
             .load_shed()
             .concurrency_limit(REQUESTS_IN_FLIGHT_MAX)
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
                 BODY_TIMEOUT,
             ))
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                StatusCode::SERVICE_UNAVAILABLE,
-                REQUEST_TIMEOUT,
-            )),
+            // tower's timeout fails the request, so that `limit_answer` answers it like every
+            // other error: a JSON 503 with `Retry-After` (tower-http's would be an empty body).
+            .timeout(request_timeout),
     )
 }
 
-async fn shed_answer(error: BoxError) -> Response {
+/// The answer to a request a limit stopped.
+async fn limit_answer(error: BoxError) -> Response {
     if error.is::<tower::load_shed::error::Overloaded>() {
         ApiError::Overloaded.into_response()
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Unavailable("the request took too long to answer; try again".into())
+            .into_response()
     } else {
         ApiError::Internal(anyhow::anyhow!("{error}")).into_response()
     }
@@ -329,6 +336,35 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(!constant_time_eq(b"", b"abc"));
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_time_limit_is_a_json_503_with_retry_after() {
+        use tower::ServiceExt;
+        let slow = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "too late"
+            }),
+        );
+        let request = Request::get("/slow")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = limits(slow, Duration::from_millis(20))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+        assert!(
+            body["error"].as_str().unwrap().contains("too long"),
+            "{body}"
+        );
     }
 
     #[test]
