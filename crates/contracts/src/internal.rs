@@ -74,6 +74,9 @@ pub fn discard_path(id: i64) -> String {
 }
 /// Every service: `POST {"delay_ms": N}`: sets the service's processing delay at run time.
 pub const PROCESSING_DELAY_PATH: &str = "/internal/admin/processing-delay";
+/// Every service: `POST {"delay_ms": N}`: sets the delay added to each of its calls to other
+/// services (a slower network), at run time.
+pub const NETWORK_DELAY_PATH: &str = "/internal/admin/network-delay";
 /// Every consumer service: `POST`, stops taking events (after the batch in hand) until resumed.
 pub const PAUSE_PATH: &str = "/internal/admin/consumers/pause";
 /// Every consumer service: `POST`, takes events again.

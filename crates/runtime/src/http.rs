@@ -13,7 +13,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Json, Router};
-use contracts::internal::{METRICS_PATH, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER};
+use contracts::internal::{
+    METRICS_PATH, NETWORK_DELAY_PATH, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER,
+};
 use contracts::limits::BODY_BYTES_MAX;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -184,18 +186,27 @@ pub fn service_router(
     internal: Router,
     secret: &str,
     metrics: Metrics,
-    delay: Delay,
+    delays: Knobs,
 ) -> Router {
+    let Knobs {
+        processing,
+        network,
+    } = delays;
     let secret: Arc<str> = secret.into();
-    let internal =
-        internal
-            .route(METRICS_PATH, get(move || async move { metrics.render() }))
-            .route(
-                PROCESSING_DELAY_PATH,
-                post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
-                    set_delay(&delay, body)
-                }),
-            );
+    let internal = internal
+        .route(METRICS_PATH, get(move || async move { metrics.render() }))
+        .route(
+            PROCESSING_DELAY_PATH,
+            post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
+                set_delay(&processing, "processing", body)
+            }),
+        )
+        .route(
+            NETWORK_DELAY_PATH,
+            post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
+                set_delay(&network, "network", body)
+            }),
+        );
     public
         .route(
             "/health",
@@ -209,17 +220,25 @@ pub fn service_router(
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }
 
-/// Processing delays above a minute are a typo, not an experiment.
+/// Delays above a minute are a typo, not an experiment.
 const PROCESSING_DELAY_MS_MAX: u64 = 60_000;
 
-fn set_delay(delay: &Delay, body: ProcessingDelay) -> Result<StatusCode, ApiError> {
+/// A service's delays that can change while it runs: its processing delay and the delay it
+/// adds to its calls to others.
+#[derive(Debug, Clone, Default)]
+pub struct Knobs {
+    pub processing: Delay,
+    pub network: Delay,
+}
+
+fn set_delay(delay: &Delay, which: &str, body: ProcessingDelay) -> Result<StatusCode, ApiError> {
     if body.delay_ms > PROCESSING_DELAY_MS_MAX {
         return Err(ApiError::Invalid(format!(
             "delay_ms must be at most {PROCESSING_DELAY_MS_MAX}"
         )));
     }
     delay.set(Duration::from_millis(body.delay_ms));
-    tracing::info!(delay_ms = body.delay_ms, "processing delay changed");
+    tracing::info!(delay_ms = body.delay_ms, which, "delay changed");
     Ok(StatusCode::NO_CONTENT)
 }
 
