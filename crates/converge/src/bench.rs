@@ -56,19 +56,111 @@ pub struct Plan {
     pub network_delay: Duration,
     /// Processing delays of the services; Stats' is replaced by each delay of the sweep.
     pub delays: crate::system::Delays,
+    /// The database and transport pairs to run on; the floor and the baseline run once per
+    /// database.
+    pub backends: Vec<Backends>,
+}
+
+/// Which database and which transport a run is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backends {
+    pub store: Store,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    /// A schema prefix of its own for each run, at this URL.
+    Postgres {
+        url: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Embedded,
+    /// Streams of their own for each run, at this URL.
+    Nats {
+        url: String,
+    },
+}
+
+impl Backends {
+    /// SQLite and the embedded transport: what needs no server.
+    pub fn embedded() -> Self {
+        Self {
+            store: Store::Sqlite,
+            transport: Transport::Embedded,
+        }
+    }
+
+    pub fn store_name(&self) -> &'static str {
+        match self.store {
+            Store::Sqlite => "sqlite",
+            Store::Postgres { .. } => "postgres",
+        }
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self.transport {
+            Transport::Embedded => "embedded",
+            Transport::Nats { .. } => "nats",
+        }
+    }
+
+    /// `sqlite+embedded`; the floor and the baseline, which have no transport, go by their
+    /// database alone.
+    pub fn label(&self, mode: BenchMode) -> String {
+        match mode.mode() {
+            None => self.store_name().to_owned(),
+            Some(_) => format!("{}+{}", self.store_name(), self.transport_name()),
+        }
+    }
+
+    /// Where a run's data goes, and a prefix nothing else uses (schemas, streams).
+    fn location(&self, dir: &Path, prefix: &str) -> storage::Location {
+        match &self.store {
+            Store::Sqlite => storage::Location::Sqlite {
+                dir: dir.to_owned(),
+            },
+            Store::Postgres { url } => storage::Location::Postgres {
+                url: url.clone(),
+                schema_prefix: format!("{prefix}_"),
+            },
+        }
+    }
+
+    fn transport(&self, prefix: &str) -> runtime::Transport {
+        match &self.transport {
+            Transport::Embedded => runtime::Transport::Embedded,
+            Transport::Nats { url } => runtime::Transport::Nats {
+                url: url.clone(),
+                prefix: prefix.to_owned(),
+            },
+        }
+    }
 }
 
 /// Runs the plan and returns the report. `progress` shows each run as it goes.
 pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut runs = Vec::new();
-    for &stats_delay_ms in &plan.stats_delays_ms {
-        for &mode in &plan.modes {
-            // The baseline has no Stats: measure it once, not once per delay.
-            if mode == BenchMode::Baseline && runs.iter().any(|r: &Run| r.mode == "baseline") {
-                continue;
+    let mut runs: Vec<Run> = Vec::new();
+    for backends in &plan.backends {
+        for &stats_delay_ms in &plan.stats_delays_ms {
+            for &mode in &plan.modes {
+                // The floor and the baseline have no Stats and no transport: measure each once
+                // per database.
+                let label = backends.label(mode);
+                if mode.mode().is_none()
+                    && runs
+                        .iter()
+                        .any(|r| r.mode == mode.name() && r.backends == label)
+                {
+                    continue;
+                }
+                runs.push(run_one(plan, mode, stats_delay_ms, backends).await?);
             }
-            runs.push(run_one(plan, mode, stats_delay_ms).await?);
         }
     }
     add_baseline_ratios(&mut runs);
@@ -108,12 +200,14 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<std::path::PathBuf> 
     Ok(page)
 }
 
-/// The system under load: a whole Converge system, or the baseline endpoint.
+/// The system under load: a whole Converge system, or the baseline or floor endpoint. Each
+/// leaves nothing behind on a shared server when stopped (its schemas and streams go).
 enum Target {
-    System(System),
-    Baseline {
+    System(System, SystemConfig),
+    Endpoint {
         shutdown: CancellationToken,
         running: tokio::task::JoinHandle<anyhow::Result<()>>,
+        location: storage::Location,
     },
 }
 
@@ -123,45 +217,89 @@ impl Target {
         mode: BenchMode,
         stats_delay_ms: u64,
         dir: &Path,
+        backends: &Backends,
     ) -> anyhow::Result<(Self, String)> {
-        match mode.mode() {
-            Some(mode) => {
-                let location = storage::Location::Sqlite {
-                    dir: dir.to_owned(),
-                };
-                let mut config = SystemConfig::new(mode, location);
-                config.cron_interval = plan.cron_interval;
-                config.call_timeout = plan.call_timeout;
-                config.network_delay = plan.network_delay;
-                config.delays = plan.delays;
-                config.delays.stats = Duration::from_millis(stats_delay_ms);
-                let system = System::start(config).await?;
-                let url = system.url.clone();
-                Ok((Target::System(system), url))
-            }
-            None => {
-                let listener = TcpListener::bind("127.0.0.1:0").await?;
-                let url = format!("http://{}", listener.local_addr()?);
-                let shutdown = CancellationToken::new();
-                let location = storage::Location::Sqlite {
-                    dir: dir.to_owned(),
-                };
+        let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let location = backends.location(dir, &prefix);
+        let Some(mode_of_system) = mode.mode() else {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let shutdown = CancellationToken::new();
+            let running = if mode == BenchMode::Floor {
+                let (location, shutdown) = (location.clone(), shutdown.clone());
+                tokio::spawn(
+                    async move { crate::floor::serve(&location, listener, shutdown).await },
+                )
+            } else {
                 let app = crate::baseline::build(&location, listener, shutdown.clone()).await?;
-                let running = tokio::spawn(app.run_until_stopped());
-                Ok((Target::Baseline { shutdown, running }, url))
-            }
-        }
+                tokio::spawn(app.run_until_stopped())
+            };
+            let target = Target::Endpoint {
+                shutdown,
+                running,
+                location,
+            };
+            return Ok((target, url));
+        };
+        let mut config = SystemConfig::new(mode_of_system, location);
+        config.transport = backends.transport(&prefix);
+        config.cron_interval = plan.cron_interval;
+        config.call_timeout = plan.call_timeout;
+        config.network_delay = plan.network_delay;
+        config.delays = plan.delays;
+        config.delays.stats = Duration::from_millis(stats_delay_ms);
+        let system = System::start(config.clone()).await?;
+        let url = system.url.clone();
+        Ok((Target::System(system, config), url))
     }
 
     async fn stop(self) -> anyhow::Result<()> {
         match self {
-            Target::System(system) => system.stop().await,
-            Target::Baseline { shutdown, running } => {
+            Target::System(system, config) => {
+                system.stop().await?;
+                clean_up(&config.location, &config.transport).await
+            }
+            Target::Endpoint {
+                shutdown,
+                running,
+                location,
+            } => {
                 shutdown.cancel();
-                running.await?
+                running.await??;
+                clean_up(&location, &runtime::Transport::Embedded).await
             }
         }
     }
+}
+
+/// Drops a run's PostgreSQL schemas and NATS streams: a bench leaves nothing on the servers.
+async fn clean_up(
+    location: &storage::Location,
+    transport: &runtime::Transport,
+) -> anyhow::Result<()> {
+    if let storage::Location::Postgres { url, schema_prefix } = location {
+        let (url, prefix) = (url.clone(), schema_prefix.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+            for name in [
+                "account", "order", "payment", "loyalty", "stats", "baseline", "floor",
+            ] {
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{prefix}{name}\" CASCADE"))?;
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+        .await??;
+    }
+    if let runtime::Transport::Nats { url, prefix } = transport {
+        let jetstream = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
+        for producer in ["order", "payment"] {
+            let _ = jetstream
+                .delete_stream(format!("{prefix}_{producer}").to_ascii_uppercase())
+                .await;
+        }
+    }
+    Ok(())
 }
 
 /// What the sampler saw in one second.
@@ -171,15 +309,23 @@ struct Sample {
     stats_backlog: f64,
 }
 
-async fn run_one(plan: &Plan, mode: BenchMode, stats_delay_ms: u64) -> anyhow::Result<Run> {
-    let label = if plan.stats_delays_ms.len() > 1 && mode != BenchMode::Baseline {
-        format!("{}, stats {stats_delay_ms} ms", mode.name())
-    } else {
-        mode.name().to_owned()
-    };
+async fn run_one(
+    plan: &Plan,
+    mode: BenchMode,
+    stats_delay_ms: u64,
+    backends: &Backends,
+) -> anyhow::Result<Run> {
+    let system = mode.mode().is_some();
+    let mut label = mode.name().to_owned();
+    if plan.backends.len() > 1 {
+        label = format!("{label} ({})", backends.label(mode));
+    }
+    if plan.stats_delays_ms.len() > 1 && system {
+        label = format!("{label}, stats {stats_delay_ms} ms");
+    }
     let bar = progress_bar(plan, &label);
     let dir = tempfile::tempdir()?;
-    let (target, url) = Target::start(plan, mode, stats_delay_ms, dir.path()).await?;
+    let (target, url) = Target::start(plan, mode, stats_delay_ms, dir.path(), backends).await?;
     let client = Client::new(&url);
 
     let expected = match plan.rate {
@@ -189,8 +335,8 @@ async fn run_one(plan: &Plan, mode: BenchMode, stats_delay_ms: u64) -> anyhow::R
     };
     let workload = Workload::timed(plan.seed, plan.accounts, expected.max(1));
     bar.set_message(format!("{label}: opening accounts"));
-    let opened = if mode == BenchMode::Baseline {
-        // The baseline knows no accounts: any well-formed id will do.
+    let opened = if !system {
+        // The baseline and the floor know no accounts: any well-formed id will do.
         OpenedAccounts {
             accounts: (0..workload.accounts.len())
                 .map(|_| contracts::ids::AccountId::generate().to_string())
@@ -204,7 +350,7 @@ async fn run_one(plan: &Plan, mode: BenchMode, stats_delay_ms: u64) -> anyhow::R
     };
 
     bar.set_message(label.clone());
-    let probe = (mode != BenchMode::Baseline).then(|| {
+    let probe = system.then(|| {
         Probe::start(
             client.clone(),
             ProbeConfig {
@@ -244,7 +390,7 @@ async fn run_one(plan: &Plan, mode: BenchMode, stats_delay_ms: u64) -> anyhow::R
     let sampler = tokio::spawn(sample_every_second(
         client.clone(),
         sampling.clone(),
-        mode != BenchMode::Baseline,
+        system,
     ));
     let ticker = {
         let (bar, done) = (bar.clone(), done.clone());
@@ -273,7 +419,7 @@ async fn run_one(plan: &Plan, mode: BenchMode, stats_delay_ms: u64) -> anyhow::R
     bar.set_position(done.load(Ordering::Relaxed));
 
     let mut converged_after_ms = 0.0;
-    if mode != BenchMode::Baseline {
+    if system {
         bar.set_message(format!("{label}: waiting to agree"));
         crate::demo::wait_quiet(&client, QUIET_TIMEOUT).await?;
         converged_after_ms = last_ack.elapsed().as_secs_f64() * 1_000.0;
@@ -288,7 +434,7 @@ async fn run_one(plan: &Plan, mode: BenchMode, stats_delay_ms: u64) -> anyhow::R
         None => None,
     };
 
-    let (apply_lag, violations, cancelled) = if mode == BenchMode::Baseline {
+    let (apply_lag, violations, cancelled) = if !system {
         (Vec::new(), Vec::new(), 0)
     } else {
         bar.set_message(format!("{label}: checking"));
@@ -321,6 +467,7 @@ async fn run_one(plan: &Plan, mode: BenchMode, stats_delay_ms: u64) -> anyhow::R
         .map_or((0.0, 0, 0), |v| stats::k_staleness_summary(&v.k));
     Ok(Run {
         mode: mode.name().to_owned(),
+        backends: backends.label(mode),
         stats_delay_ms,
         offered_rate: match plan.rate {
             Rate::PerSecond(r) => Some(r),
@@ -511,19 +658,21 @@ pub fn resident_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Every run's latency as a multiple of the baseline's.
+/// Every run's latency as a multiple of the baseline's on the same database.
 fn add_baseline_ratios(runs: &mut [Run]) {
-    let Some((p50, p99)) = runs
+    let baselines: Vec<(String, f64, f64)> = runs
         .iter()
-        .find(|r| r.mode == "baseline")
-        .map(|r| (r.ack_latency.p50, r.ack_latency.p99))
-    else {
-        return;
-    };
-    if p50 <= 0.0 || p99 <= 0.0 {
-        return;
-    }
+        .filter(|r| r.mode == "baseline")
+        .map(|r| (r.backends.clone(), r.ack_latency.p50, r.ack_latency.p99))
+        .collect();
     for run in runs.iter_mut() {
+        let store = run.backends.split('+').next().unwrap_or_default();
+        let Some((_, p50, p99)) = baselines.iter().find(|(b, _, _)| b == store) else {
+            continue;
+        };
+        if *p50 <= 0.0 || *p99 <= 0.0 {
+            continue;
+        }
         run.ratio_to_baseline = Some(rm::Ratio {
             p50: run.ack_latency.p50 / p50,
             p99: run.ack_latency.p99 / p99,

@@ -37,6 +37,8 @@ pub fn plan(args: &DemoArgs, command: String) -> Plan {
         network_delay: ms(args.knobs.network_delay_ms),
         // The Stats delay is the sweep's (of one value here).
         delays: args.knobs.delays(),
+        // The demo needs no server.
+        backends: vec![crate::bench::Backends::embedded()],
     }
 }
 

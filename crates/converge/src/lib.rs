@@ -12,6 +12,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod demo;
+pub mod floor;
 pub mod settings;
 pub mod system;
 pub mod up;

@@ -278,10 +278,39 @@ async fn bench(args: converge::settings::BenchArgs) -> anyhow::Result<ExitCode> 
         call_timeout: ms(args.call_timeout_ms),
         network_delay: ms(args.network_delay_ms),
         delays: converge::system::Delays::default(),
+        backends: bench_backends(&args),
     };
     let report = converge::bench::run(&plan).await?;
     println!("{}", report::table::render(&report));
     finish(&report, &args.out)
+}
+
+/// Every database × transport pair the bench was asked for.
+fn bench_backends(args: &converge::settings::BenchArgs) -> Vec<converge::bench::Backends> {
+    use converge::bench::{Backends, Store, Transport};
+    use converge::settings::{StoreArg, TransportArg};
+    let mut pairs = Vec::new();
+    for store in &args.store {
+        for transport in &args.transport {
+            let store = match store {
+                StoreArg::Sqlite => Store::Sqlite,
+                StoreArg::Postgres => Store::Postgres {
+                    url: args.database_url.clone(),
+                },
+            };
+            let transport = match transport {
+                TransportArg::Embedded => Transport::Embedded,
+                TransportArg::Nats => Transport::Nats {
+                    url: args.nats_url.clone(),
+                },
+            };
+            let pair = Backends { store, transport };
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+    }
+    pairs
 }
 
 /// Writes the report, says where, lists violations; exit status 1 if there is any.

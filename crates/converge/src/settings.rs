@@ -187,6 +187,12 @@ pub enum TransportArg {
     Nats,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreArg {
+    Sqlite,
+    Postgres,
+}
+
 impl Backends {
     /// The same settings as flags, for a child process (`converge up`).
     pub fn to_args(&self) -> Vec<String> {
@@ -445,10 +451,16 @@ pub struct DemoArgs {
     pub knobs: Knobs,
 }
 
-/// What `converge bench` runs: the modes as the user names them, `baseline` included.
+/// What `converge bench` runs: the modes as the user names them, `floor` and `baseline`
+/// included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchMode {
-    /// A bare endpoint that commits the order durably and answers: this machine's floor.
+    /// The machine's limit: the plainest durable endpoint (one writer thread that owns its
+    /// connection and commits every waiting order in one transaction), sharing no code with
+    /// Converge.
+    Floor,
+    /// The same parse and validation as the Order service, one durable insert through
+    /// Converge's storage layer, and nothing else.
     Baseline,
     Strong,
     Queue,
@@ -458,6 +470,7 @@ pub enum BenchMode {
 impl BenchMode {
     pub fn name(self) -> &'static str {
         match self {
+            BenchMode::Floor => "floor",
             BenchMode::Baseline => "baseline",
             BenchMode::Strong => "strong",
             BenchMode::Queue => "queue",
@@ -467,7 +480,7 @@ impl BenchMode {
 
     pub fn mode(self) -> Option<Mode> {
         match self {
-            BenchMode::Baseline => None,
+            BenchMode::Floor | BenchMode::Baseline => None,
             BenchMode::Strong => Some(Mode::Strong),
             BenchMode::Queue => Some(Mode::Queue),
             BenchMode::Cron => Some(Mode::Cron),
@@ -505,9 +518,45 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "baseline,strong,queue,cron"
+        default_value = "floor,baseline,strong,queue,cron"
     )]
     pub modes: Vec<BenchMode>,
+    /// Databases to run every mode on: `sqlite` (a file per service) and/or `postgres` (a
+    /// schema per service at --database-url).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        env = "CONVERGE_BENCH_STORE",
+        default_value = "sqlite"
+    )]
+    pub store: Vec<StoreArg>,
+    /// Event transports to run the eventual modes on: `embedded` and/or `nats`.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        env = "CONVERGE_BENCH_TRANSPORT",
+        default_value = "embedded"
+    )]
+    pub transport: Vec<TransportArg>,
+    /// The PostgreSQL database of `--store postgres` runs (each run in schemas of its own,
+    /// dropped after).
+    #[arg(
+        long,
+        env = "CONVERGE_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// The NATS server of `--transport nats` runs (each run with streams of its own, deleted
+    /// after).
+    #[arg(
+        long,
+        env = "CONVERGE_BENCH_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
     /// Offered load: orders per second at constant intervals (open loop, latency counted from
     /// each order's intended send time), or `max` for as fast as --connections allow.
     #[arg(long, env = "CONVERGE_BENCH_RATE", default_value = "500")]

@@ -24,6 +24,7 @@ fn small_plan(modes: Vec<BenchMode>, stats_delay_ms: u64) -> Plan {
         call_timeout: Duration::from_secs(2),
         network_delay: Duration::ZERO,
         delays: Delays::default(),
+        backends: vec![bench::Backends::embedded()],
     }
 }
 

@@ -29,7 +29,29 @@ impl Report {
     /// The name of a run in tables and legends: `strong`, or `strong, stats 20 ms` when runs
     /// differ by their Stats delay.
     pub fn run_label(&self, run: &Run) -> String {
-        run.label(self.shows_stats_delay())
+        let label = run.label(self.shows_stats_delay());
+        if self.shows_backends() {
+            format!("{label} ({})", run.backends)
+        } else {
+            label
+        }
+    }
+
+    /// Whether runs differ by database or transport: then every label says which.
+    pub fn shows_backends(&self) -> bool {
+        let mut stores: Vec<&str> = self
+            .runs
+            .iter()
+            .map(|r| r.backends.split('+').next().unwrap_or_default())
+            .collect();
+        stores.sort_unstable();
+        stores.dedup();
+        let transports = self
+            .runs
+            .iter()
+            .filter_map(|r| r.backends.split('+').nth(1))
+            .collect::<std::collections::BTreeSet<_>>();
+        stores.len() > 1 || transports.len() > 1
     }
 
     /// The distinct Stats delays, increasing: the settings' and the runs'.

@@ -142,7 +142,16 @@ fn visibility_header(delay_ms: f64) -> String {
 /// The summary of a report: the figures of the terminal and of the HTML table.
 pub fn summary(report: &Report) -> Summary {
     let with_delay = report.shows_stats_delay();
+    let with_backends = report.shows_backends();
     let mut columns = vec![column("mode", "consistency mode", false, 0)];
+    if with_backends {
+        columns.push(column(
+            "backends",
+            "database + event transport (the floor and the baseline: database)",
+            false,
+            0,
+        ));
+    }
     if with_delay {
         columns.push(column(
             "stats",
@@ -207,12 +216,19 @@ pub fn summary(report: &Report) -> Summary {
         column("viol", "invariant violations (must be 0)", true, 7),
     ]);
 
-    let rows = report.runs.iter().map(|run| row(run, with_delay)).collect();
+    let rows = report
+        .runs
+        .iter()
+        .map(|run| row(run, with_delay, with_backends))
+        .collect();
     Summary { columns, rows }
 }
 
-fn row(run: &Run, with_delay: bool) -> Vec<String> {
+fn row(run: &Run, with_delay: bool, with_backends: bool) -> Vec<String> {
     let mut cells = vec![run.mode.clone()];
+    if with_backends {
+        cells.push(run.backends.clone());
+    }
     if with_delay {
         cells.push(run.stats_delay_ms.to_string());
     }

@@ -53,8 +53,12 @@ pub type Cdf = Vec<(f64, f64)>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
-    /// `baseline`, `strong`, `queue` or `cron`.
+    /// `floor`, `baseline`, `strong`, `queue` or `cron`.
     pub mode: String,
+    /// The database and transport it ran on: `sqlite+embedded`, `postgres+nats`, …; the
+    /// floor and the baseline, which have no transport, by their database alone.
+    #[serde(default = "default_backends")]
+    pub backends: String,
     pub stats_delay_ms: u64,
     /// Orders per second offered; `None` for `--rate max`.
     pub offered_rate: Option<u64>,
@@ -150,4 +154,8 @@ pub struct MemoryUse {
     /// Resident memory at the start and at the end of the load, to show it stays flat.
     pub start: f64,
     pub end: f64,
+}
+
+fn default_backends() -> String {
+    "sqlite+embedded".into()
 }

@@ -91,6 +91,7 @@ pub fn run(
 ) -> Run {
     Run {
         mode: mode.to_string(),
+        backends: "sqlite+embedded".into(),
         stats_delay_ms,
         offered_rate: Some(500),
         achieved_rate: 499.7,
