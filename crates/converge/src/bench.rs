@@ -203,7 +203,7 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<std::path::PathBuf> 
 /// The system under load: a whole Converge system, or the baseline or floor endpoint. Each
 /// leaves nothing behind on a shared server when stopped (its schemas and streams go).
 enum Target {
-    System(System, SystemConfig),
+    System(System, Box<SystemConfig>),
     Endpoint {
         shutdown: CancellationToken,
         running: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -250,7 +250,7 @@ impl Target {
         config.delays.stats = Duration::from_millis(stats_delay_ms);
         let system = System::start(config.clone()).await?;
         let url = system.url.clone();
-        Ok((Target::System(system, config), url))
+        Ok((Target::System(system, Box::new(config)), url))
     }
 
     async fn stop(self) -> anyhow::Result<()> {
