@@ -41,8 +41,26 @@ pub const PREPARE_PATH: &str = "/internal/2pc/prepare";
 /// Participant: `POST` a list of [`PrepareRequest`]s of concurrent transactions, answered
 /// with their [`Vote`]s in the same order: one call for many orders.
 pub const PREPARE_MANY_PATH: &str = "/internal/2pc/prepare-many";
-/// Participant: `POST` a list of transaction ids to commit, answered `204`; idempotent.
+/// Participant: `POST` a list of transaction ids to commit, answered with [`Committed`];
+/// idempotent.
 pub const COMMIT_MANY_PATH: &str = "/internal/2pc/commit-many";
+
+/// A participant's answer to a commit: the read token of its database after the commit, if it
+/// reads from standbys (a read that presents it sees the commit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token: Option<String>,
+}
+
+/// The header that carries a read token: on an answer, the position the read (or the write)
+/// reflects; on a request, the position a read must reflect (read-your-writes, monotonic
+/// reads). Stats reads from standbys honour it.
+pub const READ_TOKEN_HEADER: &str = "converge-read-token";
+
+/// The header that says which database node served a read: `primary`, or `standby-N` (its
+/// place in the service's list of standbys).
+pub const SERVED_BY_HEADER: &str = "converge-served-by";
 /// Participant: `POST /internal/2pc/{tx_id}/commit`, answered `204`; idempotent.
 pub fn commit_path(tx_id: &str) -> String {
     format!("/internal/2pc/{tx_id}/commit")

@@ -45,6 +45,8 @@ async fn main() -> ExitCode {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = SystemConfig::new(args.mode.into(), args.backends.location()?);
     config.transport = args.backends.transport();
+    config.stats_standbys = args.backends.stats_replica_urls.clone();
+    config.stats_read_policy = args.backends.stats_read_policy();
     config.retention = args.retention.retention();
     args.knobs.apply(&mut config);
     config.listen = args.listen;

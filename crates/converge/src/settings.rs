@@ -179,6 +179,35 @@ pub struct Backends {
     /// Prefix of the JetStream streams and consumers, so several systems can share a server.
     #[arg(long, env = "CONVERGE_NATS_PREFIX", default_value = "converge")]
     pub nats_prefix: String,
+    /// PostgreSQL hot standbys of the --database-url server that Stats reads from, separated
+    /// by commas (`converge replicas up` starts some). Writes always go to the primary.
+    #[arg(
+        long,
+        env = "CONVERGE_STATS_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub stats_replica_urls: Vec<String>,
+    /// Where Stats' reads go when it has standbys: `primary`, `replica` (the primary only for
+    /// a read whose token no standby has replayed in time) or `any` (every node in turn).
+    #[arg(
+        long,
+        env = "CONVERGE_STATS_READ_FROM",
+        value_enum,
+        default_value = "replica"
+    )]
+    pub stats_read_from: ReadFromArg,
+    /// How long a Stats read that carries a `converge-read-token` waits for a standby to
+    /// replay it before it goes to the primary.
+    #[arg(long, env = "CONVERGE_STATS_READ_WAIT_MS", default_value_t = 50)]
+    pub stats_read_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadFromArg {
+    Primary,
+    Replica,
+    Any,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -208,6 +237,15 @@ impl Backends {
                     TransportArg::Nats => "nats",
                 }
             ),
+            format!(
+                "--stats-read-from={}",
+                match self.stats_read_from {
+                    ReadFromArg::Primary => "primary",
+                    ReadFromArg::Replica => "replica",
+                    ReadFromArg::Any => "any",
+                }
+            ),
+            format!("--stats-read-wait-ms={}", self.stats_read_wait_ms),
         ]
     }
 
@@ -222,7 +260,27 @@ impl Backends {
         if let Some(url) = &self.database_url {
             env.push(("CONVERGE_DATABASE_URL", url.clone()));
         }
+        if !self.stats_replica_urls.is_empty() {
+            env.push((
+                "CONVERGE_STATS_REPLICA_URLS",
+                self.stats_replica_urls.join(","),
+            ));
+        }
         env
+    }
+
+    /// Where Stats reads, and how long a read waits for a standby to catch up.
+    pub fn stats_read_policy(&self) -> storage::replication::ReadPolicy {
+        use storage::replication::{ReadFrom, ReadPolicy};
+        ReadPolicy {
+            from: match self.stats_read_from {
+                ReadFromArg::Primary => ReadFrom::Primary,
+                ReadFromArg::Replica => ReadFrom::Replicas,
+                ReadFromArg::Any => ReadFrom::Any,
+            },
+            wait_max: Duration::from_millis(self.stats_read_wait_ms),
+            ..ReadPolicy::default()
+        }
     }
 
     pub fn location(&self) -> anyhow::Result<storage::Location> {

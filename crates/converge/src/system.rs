@@ -7,6 +7,7 @@ use std::time::Duration;
 use contracts::{Mode, ServiceName};
 use runtime::{App, Delay, Peers, Retention, ServiceConfig, Task, Transport};
 use storage::Location;
+use storage::replication::ReadPolicy;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,9 @@ pub struct SystemConfig {
     pub cron_interval: Duration,
     pub in_doubt_after: Duration,
     pub retention: Retention,
+    /// PostgreSQL hot standbys Stats reads from, and how.
+    pub stats_standbys: Vec<String>,
+    pub stats_read_policy: ReadPolicy,
     /// What the dashboard's controls must carry (it is printed in the dashboard's link).
     pub dashboard_token: dashboard::Token,
 }
@@ -99,6 +103,8 @@ impl SystemConfig {
             cron_interval: Duration::from_millis(1_000),
             in_doubt_after: Duration::from_millis(5_000),
             retention: Retention::default(),
+            stats_standbys: Vec::new(),
+            stats_read_policy: ReadPolicy::default(),
             dashboard_token: dashboard::Token::generate(),
         }
     }
@@ -115,6 +121,10 @@ impl SystemConfig {
         config.processing_delay = Delay::new(self.delays.of(service));
         config.cron_interval = self.cron_interval;
         config.in_doubt_after = self.in_doubt_after;
+        if service == ServiceName::Stats {
+            config.standbys = self.stats_standbys.clone();
+            config.read_policy = self.stats_read_policy;
+        }
         config
     }
 }

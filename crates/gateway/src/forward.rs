@@ -8,23 +8,32 @@ use axum::http::HeaderName;
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::response::{IntoResponse, Response};
 use contracts::ServiceName;
+use contracts::internal::{READ_TOKEN_HEADER, SERVED_BY_HEADER};
 use contracts::limits::BODY_BYTES_MAX;
 use runtime::ApiError;
 
 use crate::{Gateway, unanswered};
 
-/// The request headers a service needs. Everything else stays at the gateway: cookies, the
-/// caller's `host`, and above all an `x-converge-secret` a user might try to slip through.
-const FORWARDED_HEADERS: [HeaderName; 2] =
-    [CONTENT_TYPE, HeaderName::from_static("idempotency-key")];
+/// The request headers a service needs: the body's type, the `Idempotency-Key`, and the read
+/// token a read must reflect (Stats on standbys). Everything else stays at the gateway:
+/// cookies, the caller's `host`, and above all an `x-converge-secret` a user might try to slip
+/// through.
+const FORWARDED_HEADERS: [HeaderName; 3] = [
+    CONTENT_TYPE,
+    HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static(READ_TOKEN_HEADER),
+];
 
-/// The answer headers a user needs: what the body is, when to try again after a `503`, and
-/// the `Idempotency-Key` to retry under (Order makes one up for a request sent without).
-/// Everything else is the service's own business.
-const ANSWERED_HEADERS: [HeaderName; 3] = [
+/// The answer headers a user needs: what the body is, when to try again after a `503`, the
+/// `Idempotency-Key` to retry under (Order makes one up for a request sent without), the
+/// read token of a write or a read, and which database node served a read. Everything else is
+/// the service's own business.
+const ANSWERED_HEADERS: [HeaderName; 5] = [
     CONTENT_TYPE,
     RETRY_AFTER,
     HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static(READ_TOKEN_HEADER),
+    HeaderName::from_static(SERVED_BY_HEADER),
 ];
 
 /// Forwards `request` to `service` and answers with the service's status, body,

@@ -4,7 +4,8 @@
 //! A tour, from the pure core outwards:
 //!
 //! 1. [`lsn`]: [`Lsn`], a position in the write-ahead log — parsed from and printed as
-//!    PostgreSQL's `X/Y`, ordered as the number it is.
+//!    PostgreSQL's `X/Y`, ordered as the number it is. (It lives in `storage::replication`,
+//!    with [`session`]: the Stats service reads its own replicas with the same decisions.)
 //! 2. [`session`]: session guarantees as pure decisions. A client's [`Session`] carries the
 //!    token of its last write and the highest LSN it has read; [`ReadPolicy`] decides which node
 //!    a read goes to and whether it waits for a replica to catch up or goes to the primary.
@@ -28,16 +29,15 @@ pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod db;
-pub mod lsn;
 pub mod model;
 pub mod pbs;
 pub mod policy;
 pub mod read;
 pub mod render;
-pub mod session;
 pub mod stats;
 
 pub use cli::{Args, run};
 pub use lsn::Lsn;
 pub use policy::Policy;
 pub use session::{Guarantees, ReadFrom, ReadPolicy, Session, Step, Target};
+pub use storage::replication::{lsn, session};

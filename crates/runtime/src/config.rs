@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use contracts::{Mode, ServiceName};
 use storage::Location;
+use storage::replication::ReadPolicy;
 
 /// Where to reach each service: a base URL, or several separated by commas when the service
 /// runs as several instances (calls go round them, and on to the next when one is down). In
@@ -150,6 +151,10 @@ pub struct ServiceConfig {
     /// coordinator for the outcome.
     pub in_doubt_after: Duration,
     pub retention: Retention,
+    /// PostgreSQL hot standbys of the service's database (URLs), read under `read_policy`;
+    /// writes always go to the primary. Empty: every read on the primary.
+    pub standbys: Vec<String>,
+    pub read_policy: ReadPolicy,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -167,6 +172,15 @@ impl std::fmt::Debug for ServiceConfig {
             .field("cron_interval", &self.cron_interval)
             .field("in_doubt_after", &self.in_doubt_after)
             .field("retention", &self.retention)
+            .field(
+                "standbys",
+                &self
+                    .standbys
+                    .iter()
+                    .map(|url| storage::redact(url))
+                    .collect::<Vec<_>>(),
+            )
+            .field("read_policy", &self.read_policy)
             .finish()
     }
 }
@@ -188,6 +202,8 @@ impl ServiceConfig {
             cron_interval: Duration::from_millis(1_000),
             in_doubt_after: Duration::from_millis(5_000),
             retention: Retention::default(),
+            standbys: Vec::new(),
+            read_policy: ReadPolicy::default(),
         }
     }
 }

@@ -94,11 +94,13 @@ impl Service {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let db = Db::open(
+        let db = Db::open_with_standbys(
             &config.location,
             name.as_str(),
             &[migrations, transport::MIGRATIONS],
             config.mode,
+            &config.standbys,
+            config.read_policy,
         )
         .await?;
         tracing::debug!(service = %name, place = db.place(), "database open");

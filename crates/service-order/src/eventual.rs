@@ -27,11 +27,8 @@ pub(crate) async fn place(orders: &Orders, order: NewOrder, claim: Claim) -> Rep
         )));
     };
     match placer.place(order, claim).await {
-        Ok(Placed::New { body }) => Reply {
-            status: StatusCode::ACCEPTED,
-            body,
-        },
-        Ok(Placed::Earlier { status, body }) => Reply { status, body },
+        Ok(Placed::New { body }) => Reply::new(StatusCode::ACCEPTED, body),
+        Ok(Placed::Earlier { status, body }) => Reply::new(status, body),
         Err(error) => Reply::error(&error),
     }
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use contracts::Mode;
 use contracts::api::{Order, OrderList, PageQuery, PlaceOrderRequest};
 use contracts::ids::IdempotencyKey;
+use contracts::internal::READ_TOKEN_HEADER;
 use contracts::order::NewOrder;
 use runtime::idempotency::{self, Claim};
 use runtime::{ApiError, ApiJson, ApiPath, ApiQuery};
@@ -47,6 +48,9 @@ impl Reply {
             .into_response();
         if let Ok(value) = HeaderValue::from_str(key) {
             response.headers_mut().insert(idempotency::HEADER, value);
+        }
+        if let Some(value) = self.read_token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            response.headers_mut().insert(READ_TOKEN_HEADER, value);
         }
         if self.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
             response

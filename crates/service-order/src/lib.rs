@@ -145,17 +145,26 @@ struct Orders {
 struct Reply {
     status: StatusCode,
     body: String,
+    /// Where a strong-mode commit left the readers that may lag (Stats on standbys): sent
+    /// as `converge-read-token`, so a read that presents it sees the order. Not stored
+    /// under the idempotency key: a replayed answer is older than the standbys by then.
+    read_token: Option<String>,
 }
 
 impl Reply {
+    fn new(status: StatusCode, body: String) -> Self {
+        Self {
+            status,
+            body,
+            read_token: None,
+        }
+    }
+
     /// An error as the user sees it. A server-side failure is logged here, once.
     fn error(error: &ApiError) -> Self {
         if let ApiError::Internal(cause) = error {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        Self {
-            status: error.status(),
-            body: error.body().to_string(),
-        }
+        Self::new(error.status(), error.body().to_string())
     }
 }

@@ -110,7 +110,7 @@ async fn drive(orders: &Orders, order: &NewOrder, claim: &Claim) -> Reply {
         return Reply::error(&runtime::idempotency::conflict());
     }
     if let Some((status, body)) = stored.answer {
-        return Reply { status, body };
+        return Reply::new(status, body);
     }
     let mut tx_id = stored.order_id;
     for _ in 0..ROUNDS_MAX {
@@ -273,7 +273,11 @@ async fn abort_or_follow(
 /// The commit phase of a logged commit: every participant must apply it before the `201`.
 async fn finish_commit(orders: &Orders, tx_id: &str, confirmed: Option<Order>) -> Reply {
     let mut attempt = 1;
-    while let Err(error) = coordinator::commit_all(&orders.participants[..], tx_id).await {
+    let committed = loop {
+        let error = match coordinator::commit_all(&orders.participants[..], tx_id).await {
+            Ok(committed) => break committed,
+            Err(error) => error,
+        };
         if attempt >= COMMIT_ATTEMPTS_MAX {
             let mut fields = serde_json::Map::new();
             fields.insert("order_id".into(), tx_id.into());
@@ -289,7 +293,7 @@ async fn finish_commit(orders: &Orders, tx_id: &str, confirmed: Option<Order>) -
         }
         attempt += 1;
         tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-    }
+    };
     crash_point("order::after-commit");
     let confirmed = match confirmed {
         Some(order) => order,
@@ -309,8 +313,8 @@ async fn finish_commit(orders: &Orders, tx_id: &str, confirmed: Option<Order>) -
     let body = serde_json::to_string(&confirmed).expect("an order always serializes");
     mark_completed(orders, tx_id, &body);
     Reply {
-        status: StatusCode::CREATED,
-        body,
+        read_token: committed.into_iter().find_map(|c| c.read_token),
+        ..Reply::new(StatusCode::CREATED, body)
     }
 }
 
@@ -462,7 +466,7 @@ pub(crate) async fn complete_decisions(
         };
         for tx_id in owed {
             match coordinator::commit_all(&orders.participants[..], &tx_id).await {
-                Ok(()) => {
+                Ok(_) => {
                     let id = tx_id.clone();
                     match orders.db.read(move |tx| store::find(tx, &id)).await {
                         Ok(Some(order)) => {

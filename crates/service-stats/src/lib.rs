@@ -117,6 +117,21 @@ impl Apply for Stats {
 }
 
 impl twophase::Participant for Stats {
+    /// With standbys, the primary's position after the commit: a strong-mode order's answer
+    /// carries it, so a read that presents it sees the order on any node.
+    async fn read_token(&self) -> Option<String> {
+        if !self.db.has_standbys() {
+            return None;
+        }
+        match self.db.write_token().await {
+            Ok(token) => token.map(|lsn| lsn.to_string()),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the write position for a read token");
+                None
+            }
+        }
+    }
+
     async fn abort(&self, tx_id: String) -> Result<(), ApiError> {
         Ok(self.db.write(move |tx| store::abort(tx, &tx_id)).await?)
     }

@@ -21,6 +21,7 @@ mod conn;
 mod error;
 mod migrate;
 mod postgres;
+pub mod replication;
 pub mod sql;
 mod sqlite;
 pub mod worker;
@@ -31,6 +32,8 @@ use std::sync::{Arc, Mutex};
 
 use contracts::Mode;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::replication::{Lsn, ReadFrom, ReadPolicy, ReplicaView, Step, Target};
 
 pub use conn::Tx;
 pub use error::{DbError, ErrorKind};
@@ -187,7 +190,29 @@ struct Inner {
     place: String,
     writes: mpsc::Sender<Box<dyn Job>>,
     reads: mpsc::Sender<ReadJob>,
+    /// PostgreSQL hot standbys of this database, read under [`Inner::policy`].
+    standbys: Vec<Standby>,
+    policy: ReadPolicy,
+    /// Spreads reads over the standbys.
+    turn: std::sync::atomic::AtomicUsize,
 }
+
+/// A hot standby's readers, and what is known of it.
+struct Standby {
+    reads: mpsc::Sender<ReadJob>,
+    /// Until when it is skipped, after it failed.
+    down_until: Mutex<Option<std::time::Instant>>,
+    /// The highest replay position it reported.
+    replayed: Mutex<Option<Lsn>>,
+}
+
+/// A standby that failed is skipped this long before reads try it again: not paying a failed
+/// connection on every read while it is down, and taking its share again within a second of
+/// its return.
+const STANDBY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reader connections per standby: reads there are the point of having it.
+const STANDBY_READERS: usize = 2;
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -208,15 +233,40 @@ impl Db {
         migrations: &[&'static [Migration]],
         mode: Mode,
     ) -> Result<Self, StorageError> {
+        Self::open_with_standbys(
+            location,
+            service,
+            migrations,
+            mode,
+            &[],
+            ReadPolicy::default(),
+        )
+        .await
+    }
+
+    /// [`Db::open`], with reader connections to the PostgreSQL hot standbys at `standbys` (same
+    /// database, same schemas: streaming replication copies the whole cluster), read by
+    /// [`Db::read_fresh`] under `policy`.
+    pub async fn open_with_standbys(
+        location: &Location,
+        service: &str,
+        migrations: &[&'static [Migration]],
+        mode: Mode,
+        standbys: &[String],
+        policy: ReadPolicy,
+    ) -> Result<Self, StorageError> {
         let location = location.clone();
         let service = service.to_owned();
         let migrations = migrations.to_vec();
-        tokio::task::spawn_blocking(move || open_blocking(&location, &service, &migrations, mode))
-            .await
-            .map_err(|e| StorageError::Open {
-                place: "a database".into(),
-                source: DbError::new(ErrorKind::Permanent, format!("opening panicked: {e}")),
-            })?
+        let standbys = standbys.to_vec();
+        tokio::task::spawn_blocking(move || {
+            open_blocking(&location, &service, &migrations, mode, &standbys, policy)
+        })
+        .await
+        .map_err(|e| StorageError::Open {
+            place: "a database".into(),
+            source: DbError::new(ErrorKind::Permanent, format!("opening panicked: {e}")),
+        })?
     }
 
     pub fn engine(&self) -> Engine {
@@ -274,6 +324,215 @@ impl Db {
     }
 }
 
+/// What a read under session guarantees found: its result, where it was served, and the log
+/// position it reflects (at least: what a client carries for monotonic reads).
+#[derive(Debug)]
+pub struct Fresh<T> {
+    pub value: T,
+    pub served_by: Target,
+    pub reflects: Option<Lsn>,
+}
+
+/// A read that may be sent to a standby, or given back for the primary.
+type FreshRead<T, E> = Box<dyn FnOnce(&mut Tx<'_>) -> Result<T, E> + Send>;
+
+impl Db {
+    /// Whether this database has standbys to read from.
+    pub fn has_standbys(&self) -> bool {
+        !self.inner.standbys.is_empty()
+    }
+
+    /// The primary's current WAL position: read after a write returned, a token at or past
+    /// that write (a read that has replayed it sees the write). `None` on SQLite.
+    pub async fn write_token(&self) -> Result<Option<Lsn>, DbError> {
+        if self.engine() != Engine::Postgres {
+            return Ok(None);
+        }
+        let text: String = self
+            .read(|tx| tx.query_one("SELECT pg_current_wal_lsn()::text", &[]))
+            .await?;
+        Ok(text.parse().ok())
+    }
+
+    /// Runs `read` on a standby that has replayed `floor` (read-your-writes, monotonic reads),
+    /// or on the primary: the standby whose turn it is, waited for up to the policy's bound,
+    /// else the primary. Without standbys, on the primary. The answer says where it was
+    /// served and the position it reflects: the standby's replay position read *after* the
+    /// read (or the primary's WAL position), an upper bound of what it saw.
+    pub async fn read_fresh<T, E, F>(&self, floor: Option<Lsn>, read: F) -> Result<Fresh<T>, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let inner = &self.inner;
+        let mut read: FreshRead<T, E> = Box::new(read);
+        if !inner.standbys.is_empty() {
+            let views: Vec<ReplicaView> = inner.standbys.iter().map(Standby::view).collect();
+            let turn = inner
+                .turn
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Target::Replica(i) = inner.policy.choose(floor, &views, turn) {
+                match self.read_standby(i, floor, read).await {
+                    Ok(fresh) => return fresh,
+                    Err(back) => read = back,
+                }
+            }
+        }
+        let policy_primary =
+            self.engine() == Engine::Postgres && inner.policy.from != ReadFrom::Primary;
+        let track = self.engine() == Engine::Postgres && (policy_primary || floor.is_some());
+        let (answer, answered) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn: &mut dyn Conn| {
+            let mut tx = Tx {
+                conn,
+                in_write: false,
+            };
+            let result = read(&mut tx).map(|value| {
+                let reflects = if track {
+                    tx.query_one::<String>("SELECT pg_current_wal_lsn()::text", &[])
+                        .ok()
+                        .and_then(|t| t.parse().ok())
+                } else {
+                    None
+                };
+                Fresh {
+                    value,
+                    served_by: Target::Primary,
+                    reflects,
+                }
+            });
+            let _ = answer.send(result);
+        });
+        inner
+            .reads
+            .send(job)
+            .await
+            .map_err(|_| E::from(DbError::closed()))?;
+        answered.await.unwrap_or_else(|_| Err(E::from(dropped())))
+    }
+
+    /// On standby `i`: checks its replay position, waits (bounded) until it has `floor`, and
+    /// reads there; or gives the read back for the primary (it fell behind, or failed).
+    async fn read_standby<T, E>(
+        &self,
+        i: usize,
+        floor: Option<Lsn>,
+        mut read: FreshRead<T, E>,
+    ) -> Result<Result<Fresh<T>, E>, FreshRead<T, E>>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let standby = &self.inner.standbys[i];
+        let started = std::time::Instant::now();
+        loop {
+            let (answer, answered) = oneshot::channel();
+            let job: ReadJob = Box::new(move |conn: &mut dyn Conn| {
+                let _ = answer.send(standby_attempt(conn, floor, read));
+            });
+            if standby.reads.send(job).await.is_err() {
+                return Err(Box::new(|_: &mut Tx<'_>| Err(E::from(DbError::closed()))));
+            }
+            let Ok(attempt) = answered.await else {
+                return Err(Box::new(|_: &mut Tx<'_>| Err(E::from(dropped()))));
+            };
+            match attempt {
+                Attempt::Served(result, replayed) => {
+                    standby.saw(replayed);
+                    return Ok(result.map(|value| Fresh {
+                        value,
+                        served_by: Target::Replica(i),
+                        reflects: Some(replayed),
+                    }));
+                }
+                Attempt::Behind(back, replayed) => {
+                    standby.saw(replayed);
+                    match self.inner.policy.next(floor, replayed, started.elapsed()) {
+                        Step::Wait(pause) => {
+                            tokio::time::sleep(pause).await;
+                            read = back;
+                        }
+                        Step::Primary | Step::Serve => return Err(back),
+                    }
+                }
+                Attempt::Failed(back, error) => {
+                    tracing::warn!(standby = i, %error, "standby unavailable; reading the primary");
+                    standby.mark_down();
+                    return Err(back);
+                }
+            }
+        }
+    }
+}
+
+enum Attempt<T, E> {
+    /// Read on the standby; the replay position read after.
+    Served(Result<T, E>, Lsn),
+    /// The standby has not replayed the floor yet: the read, unrun, and where it is.
+    Behind(FreshRead<T, E>, Lsn),
+    /// The standby failed: the read, unrun.
+    Failed(FreshRead<T, E>, DbError),
+}
+
+/// One try on a standby's connection: its replay position *before* the read (a snapshot taken
+/// after shows everything replayed before it), the read if that is enough, and the position
+/// again *after* it (what the read may have seen, at most).
+fn standby_attempt<T, E>(
+    conn: &mut dyn Conn,
+    floor: Option<Lsn>,
+    read: FreshRead<T, E>,
+) -> Attempt<T, E> {
+    let mut tx = Tx {
+        conn,
+        in_write: false,
+    };
+    let replayed = |tx: &mut Tx<'_>| -> Result<Lsn, DbError> {
+        let text: Option<String> = tx.query_one("SELECT pg_last_wal_replay_lsn()::text", &[])?;
+        text.and_then(|t| t.parse().ok()).ok_or_else(|| {
+            DbError::new(
+                ErrorKind::Permanent,
+                "this node is not a standby (no replay position)",
+            )
+        })
+    };
+    let before = match replayed(&mut tx) {
+        Ok(lsn) => lsn,
+        Err(error) => return Attempt::Failed(read, error),
+    };
+    if floor.is_some_and(|floor| before < floor) {
+        return Attempt::Behind(read, before);
+    }
+    let result = read(&mut tx);
+    let after = replayed(&mut tx).unwrap_or(before);
+    Attempt::Served(result, after)
+}
+
+impl Standby {
+    fn view(&self) -> ReplicaView {
+        let down = self
+            .down_until
+            .lock()
+            .expect("never poisoned")
+            .is_some_and(|until| std::time::Instant::now() < until);
+        ReplicaView {
+            down,
+            replayed: *self.replayed.lock().expect("never poisoned"),
+        }
+    }
+
+    fn saw(&self, replayed: Lsn) {
+        let mut known = self.replayed.lock().expect("never poisoned");
+        *known = Some(known.map_or(replayed, |k| k.max(replayed)));
+        *self.down_until.lock().expect("never poisoned") = None;
+    }
+
+    fn mark_down(&self) {
+        *self.down_until.lock().expect("never poisoned") =
+            Some(std::time::Instant::now() + STANDBY_RETRY_AFTER);
+    }
+}
+
 fn dropped() -> DbError {
     DbError::new(
         ErrorKind::Transient,
@@ -286,6 +545,8 @@ fn open_blocking(
     service: &str,
     migrations: &[&'static [Migration]],
     mode: Mode,
+    standby_urls: &[String],
+    policy: ReadPolicy,
 ) -> Result<Db, StorageError> {
     let place = location.describe(service);
     let open_error = |source: DbError| StorageError::Open {
@@ -340,25 +601,65 @@ fn open_blocking(
         }
     }
     let (writes, write_queue) = mpsc::channel(WRITE_QUEUE_MAX);
-    let (reads, read_queue) = mpsc::channel(READ_QUEUE_MAX);
     spawn(format!("{service}-writer"), move || {
         worker::run_writer(writer, write_queue)
     });
-    let read_queue = Arc::new(Mutex::new(read_queue));
-    for (i, reader) in readers.into_iter().enumerate() {
-        let queue = read_queue.clone();
-        spawn(format!("{service}-reader-{i}"), move || {
-            worker::run_reader(reader, queue)
-        });
-    }
+    let reads = spawn_readers(&format!("{service}-reader"), readers);
+    let standbys = match (location, standby_urls.is_empty()) {
+        (_, true) => Vec::new(),
+        (Location::Sqlite { .. }, false) => {
+            return Err(StorageError::BadUrl(
+                "standbys are PostgreSQL's: give --database-url too".into(),
+            ));
+        }
+        (Location::Postgres { schema_prefix, .. }, false) => standby_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                let target = postgres::Target {
+                    config: url.parse().map_err(|e: ::postgres::Error| {
+                        StorageError::BadUrl(format!("{}: {e}", redact(url)))
+                    })?,
+                    schema: format!("{schema_prefix}{service}"),
+                    application_name: format!("converge-{service}-standby-reader"),
+                };
+                // A standby down at start-up is only skipped for now: its readers connect when
+                // it is back.
+                let readers = (0..STANDBY_READERS)
+                    .map(|_| Box::new(postgres::PgConn::lazy(target.clone())) as Box<dyn Conn>)
+                    .collect();
+                Ok(Standby {
+                    reads: spawn_readers(&format!("{service}-standby{i}-reader"), readers),
+                    down_until: Mutex::new(None),
+                    replayed: Mutex::new(None),
+                })
+            })
+            .collect::<Result<_, StorageError>>()?,
+    };
     Ok(Db {
         inner: Arc::new(Inner {
             engine: location.engine(),
             place,
             writes,
             reads,
+            standbys,
+            policy,
+            turn: Default::default(),
         }),
     })
+}
+
+/// Reader threads sharing one queue; the queue's sender.
+fn spawn_readers(name: &str, readers: Vec<Box<dyn Conn>>) -> mpsc::Sender<ReadJob> {
+    let (reads, read_queue) = mpsc::channel(READ_QUEUE_MAX);
+    let read_queue = Arc::new(Mutex::new(read_queue));
+    for (i, reader) in readers.into_iter().enumerate() {
+        let queue = read_queue.clone();
+        spawn(format!("{name}-{i}"), move || {
+            worker::run_reader(reader, queue)
+        });
+    }
+    reads
 }
 
 fn spawn(name: String, work: impl FnOnce() + Send + 'static) {

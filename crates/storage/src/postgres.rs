@@ -40,15 +40,20 @@ pub(crate) struct PgConn {
 
 impl PgConn {
     pub(crate) fn open(target: Target) -> Result<Self, DbError> {
-        let mut conn = Self {
+        let mut conn = Self::lazy(target);
+        conn.client()?;
+        Ok(conn)
+    }
+
+    /// A connection made on first use (a standby that may be down at start-up).
+    pub(crate) fn lazy(target: Target) -> Self {
+        Self {
             target,
             client: None,
             statements: HashMap::new(),
             failed: false,
             in_transaction: false,
-        };
-        conn.client()?;
-        Ok(conn)
+        }
     }
 
     fn client(&mut self) -> Result<&mut Client, DbError> {

@@ -7,7 +7,9 @@
 //! order still goes at once. Aborts are rare and go one by one.
 
 use contracts::api::Refusal;
-use contracts::internal::{COMMIT_MANY_PATH, PREPARE_MANY_PATH, PrepareRequest, Vote, abort_path};
+use contracts::internal::{
+    COMMIT_MANY_PATH, Committed, PREPARE_MANY_PATH, PrepareRequest, Vote, abort_path,
+};
 use futures::future::join_all;
 use runtime::{CallError, Peer};
 use tokio::sync::{mpsc, oneshot};
@@ -26,7 +28,7 @@ type Waiting<T, R> = (T, oneshot::Sender<Result<R, CallError>>);
 pub struct Link {
     peer: Peer,
     prepares: mpsc::Sender<Waiting<PrepareRequest, Vote>>,
-    commits: mpsc::Sender<Waiting<String, ()>>,
+    commits: mpsc::Sender<Waiting<String, Committed>>,
 }
 
 impl Link {
@@ -46,8 +48,8 @@ impl Link {
         tokio::spawn(send_batches(commit_queue, move |tx_ids: Vec<String>| {
             let to = to.clone();
             async move {
-                to.post_body(COMMIT_MANY_PATH, &tx_ids).await?;
-                Ok(vec![(); tx_ids.len()])
+                let committed: Committed = to.post(COMMIT_MANY_PATH, &tx_ids).await?;
+                Ok(vec![committed; tx_ids.len()])
             }
         }));
         Self {
@@ -65,7 +67,7 @@ impl Link {
         self.enqueue(&self.prepares, request).await
     }
 
-    async fn commit(&self, tx_id: String) -> Result<(), CallError> {
+    async fn commit(&self, tx_id: String) -> Result<Committed, CallError> {
         self.enqueue(&self.commits, tx_id).await
     }
 
@@ -184,7 +186,7 @@ fn rank(reason: Refusal) -> u8 {
 
 /// Phase two, commit: every participant must apply. Returns the first failure; the caller
 /// leaves the decision incomplete in its log, and recovery finishes it.
-pub async fn commit_all(participants: &[Link], tx_id: &str) -> Result<(), CallError> {
+pub async fn commit_all(participants: &[Link], tx_id: &str) -> Result<Vec<Committed>, CallError> {
     join_all(participants.iter().map(|p| p.commit(tx_id.to_owned())))
         .await
         .into_iter()

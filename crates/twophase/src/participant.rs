@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use contracts::internal::{
-    COMMIT_MANY_PATH, OutcomeBody, PREPARE_MANY_PATH, PREPARE_PATH, PrepareRequest, Vote,
-    outcome_path,
+    COMMIT_MANY_PATH, Committed, OutcomeBody, PREPARE_MANY_PATH, PREPARE_PATH, PrepareRequest,
+    Vote, outcome_path,
 };
 use contracts::{Mode, now_ms};
 use futures::future::try_join_all;
@@ -43,6 +43,13 @@ pub trait Participant: Send + Sync + 'static {
     /// at least one of the two.
     fn commit(&self, tx_id: String) -> impl Future<Output = Result<(), ApiError>> + Send {
         self.commit_many(vec![tx_id])
+    }
+
+    /// The read token of this participant's database after a commit, for participants whose
+    /// reads may go to standbys (see [`contracts::internal::READ_TOKEN_HEADER`]). None, by
+    /// default.
+    fn read_token(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
     }
 
     /// Drops the prepared entry. Aborting an unknown or aborted transaction does nothing.
@@ -111,14 +118,16 @@ async fn prepare_many<P: Participant>(
 async fn commit_many<P: Participant>(
     State(participant): State<Arc<P>>,
     ApiJson(tx_ids): ApiJson<Vec<String>>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<ApiJson<Committed>, ApiError> {
     if tx_ids.len() > BATCH_MAX {
         return Err(ApiError::Invalid(format!(
             "at most {BATCH_MAX} transactions per call"
         )));
     }
     participant.commit_many(tx_ids).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(ApiJson(Committed {
+        read_token: participant.read_token().await,
+    }))
 }
 
 async fn commit<P: Participant>(

@@ -8,12 +8,12 @@
 //! to serve the read there, wait a little longer, or give up on replicas and read the primary.
 //!
 //! Everything here is pure and cheap, so a service can run it over its own connections (the
-//! thin async loop over `tokio-postgres` is [`crate::read`]). The server keeps nothing: the
+//! thin loops over connections are `replicas::read` and [`crate::Db::read_fresh`]). The server keeps nothing: the
 //! session travels with the client, as a cookie or a header would carry it.
 
 use std::time::Duration;
 
-use crate::lsn::Lsn;
+use super::lsn::Lsn;
 
 /// What a client asks of its reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
