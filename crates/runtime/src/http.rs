@@ -11,9 +11,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{BoxError, Json, Router};
-use contracts::internal::{METRICS_PATH, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER};
+use contracts::internal::{
+    METRICS_PATH, PROCESSING_DELAY_MS_MAX, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER,
+};
 use contracts::limits::BODY_BYTES_MAX;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -187,15 +189,21 @@ pub fn service_router(
     delay: Delay,
 ) -> Router {
     let secret: Arc<str> = secret.into();
-    let internal =
-        internal
-            .route(METRICS_PATH, get(move || async move { metrics.render() }))
-            .route(
-                PROCESSING_DELAY_PATH,
-                post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
-                    set_delay(&delay, body)
-                }),
-            );
+    let internal = internal
+        .route(METRICS_PATH, get(move || async move { metrics.render() }))
+        .route(PROCESSING_DELAY_PATH, {
+            let in_force = delay.clone();
+            // The GET lets an operator (the dashboard) show the delay in force, whoever
+            // set it: a start-up flag, or another operator.
+            get(move || async move {
+                Json(ProcessingDelay {
+                    delay_ms: in_force.get().as_millis() as u64,
+                })
+            })
+            .post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
+                set_delay(&delay, body)
+            })
+        });
     public
         .route(
             "/health",
@@ -208,9 +216,6 @@ pub fn service_router(
         }))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }
-
-/// Processing delays above a minute are a typo, not an experiment.
-const PROCESSING_DELAY_MS_MAX: u64 = 60_000;
 
 fn set_delay(delay: &Delay, body: ProcessingDelay) -> Result<StatusCode, ApiError> {
     if body.delay_ms > PROCESSING_DELAY_MS_MAX {
@@ -329,6 +334,55 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(!constant_time_eq(b"", b"abc"));
+    }
+
+    #[tokio::test]
+    async fn the_processing_delay_is_set_and_read_behind_the_secret() {
+        use tower::ServiceExt;
+
+        let secret = "a-secret-of-sixteen-bytes";
+        let router = service_router(
+            Router::new(),
+            Router::new(),
+            secret,
+            Metrics::new("stats"),
+            Delay::new(Duration::from_millis(20)),
+        );
+        let call = |method: &str, body: Option<&str>, with_secret: bool| {
+            let mut request = Request::builder().method(method).uri(PROCESSING_DELAY_PATH);
+            if with_secret {
+                request = request.header(SECRET_HEADER, secret);
+            }
+            let request = match body {
+                Some(body) => request
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(body.to_owned())),
+                None => request.body(axum::body::Body::empty()),
+            };
+            router.clone().oneshot(request.unwrap())
+        };
+        let read = |response: Response| async move {
+            let bytes = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            serde_json::from_slice::<ProcessingDelay>(&bytes)
+                .unwrap()
+                .delay_ms
+        };
+        let now = call("GET", None, true).await.unwrap();
+        assert_eq!(now.status(), StatusCode::OK);
+        assert_eq!(read(now).await, 20);
+        let set = call("POST", Some(r#"{"delay_ms": 70}"#), true)
+            .await
+            .unwrap();
+        assert_eq!(set.status(), StatusCode::NO_CONTENT);
+        assert_eq!(read(call("GET", None, true).await.unwrap()).await, 70);
+        let too_long = format!(r#"{{"delay_ms": {}}}"#, PROCESSING_DELAY_MS_MAX + 1);
+        let refused = call("POST", Some(&too_long), true).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(read(call("GET", None, true).await.unwrap()).await, 70);
+        let anonymous = call("GET", None, false).await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]
