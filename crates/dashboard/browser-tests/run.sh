@@ -20,6 +20,11 @@ if ! command -v node >/dev/null; then
   echo "error: node is missing: apt-get install -y nodejs npm" >&2
   exit 1
 fi
+# The dead-letter test writes a poison event into a service's SQLite file behind its back.
+if ! python3 -c 'import sqlite3' 2>/dev/null; then
+  echo "error: python3 with its sqlite3 module is missing: apt-get install -y python3" >&2
+  exit 1
+fi
 if [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund
 fi

@@ -191,6 +191,8 @@ pub struct Limits {
     pub lag_window_s: u64,
     pub recent_orders_max: usize,
     pub dead_letters_shown_max: usize,
+    /// The largest processing delay a service accepts.
+    pub processing_delay_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -201,6 +203,7 @@ impl Default for Limits {
             lag_window_s: LAG_WINDOW.as_secs(),
             recent_orders_max: RECENT_ORDERS_MAX,
             dead_letters_shown_max: DEAD_LETTERS_SHOWN_MAX,
+            processing_delay_ms_max: contracts::internal::PROCESSING_DELAY_MS_MAX,
         }
     }
 }
