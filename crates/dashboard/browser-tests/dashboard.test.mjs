@@ -107,6 +107,12 @@ test('the page loads from the printed link, live, with its controls unlocked', a
   const accountPause = c.operate('account').locator('[data-action=pause]');
   assert.equal(await accountPause.isDisabled(), true);
   assert.match(await accountPause.getAttribute('title'), /consumes no feed/);
+  // The second system's card acts on the second system, through the first one's server.
+  const other = card(page, '#system-1').operate('account');
+  await other.locator('[data-field=delay-input]').fill('0');
+  await other.locator('[data-action=set-delay]').click();
+  await waitFor("the second system's answer", async () =>
+    (await page.locator('#system-1 [data-field=operate-status]').textContent()) === "account's processing delay set to 0 ms");
   // Kill and restart are drawn, disabled, with the reason on the page.
   assert.equal(await c.operate('stats').locator('[data-action=kill]').isDisabled(), true);
   assert.match(await page.locator('#system-0 [data-field=kill-note]').textContent(), /needs `converge up`/);
@@ -196,10 +202,12 @@ test('raising the Stats delay from the page widens the Stats lag on the page', a
 test("clicking an order shows its life, service by service", async () => {
   const { page } = watched;
   for (const panel of ['#system-0', '#system-1']) {
-    // The list turns over as orders come (it holds still only under the pointer): take the
-    // newest, and find it by its id, not its place.
-    const orderId = await page.locator(`${panel} button.order-link`).last().getAttribute('data-order');
-    await page.locator(`${panel} button.order-link[data-order="${orderId}"]`).click();
+    // The list turns over twice a second under load and holds still under the pointer, as
+    // a user would find it: point at it, then click an order.
+    await page.locator(`${panel} [data-field=recent]`).hover();
+    const order = page.locator(`${panel} button.order-link`).last();
+    const orderId = await order.getAttribute('data-order');
+    await order.click();
     await waitFor(`${panel}: the timeline of ${orderId}`, async () =>
       (await page.locator(`${panel} [data-field=timeline-order]`).textContent()) === orderId);
     const step = (name) => page.locator(`${panel} .steps li[data-service=${name}]`);
@@ -236,8 +244,9 @@ test("pausing Stats' consumers from the page grows its backlog; resuming drains 
     const seen = `backlog readings a second apart: ${JSON.stringify(readings)}`;
     for (let i = 1; i < readings.length; i++) assert.ok(readings[i].stats >= readings[i - 1].stats, seen);
     assert.ok(readings.at(-1).stats - readings[0].stats >= BACKLOG_GROWTH_MIN, seen);
-    // The paused service alone falls behind.
-    assert.ok(readings.every((r) => r.loyalty <= DRAINED_BACKLOG_MAX), seen);
+    // The paused service alone falls behind: Loyalty, reading the same feed, never had a
+    // quarter of what Stats has in the end (a reading may catch Loyalty mid-batch).
+    assert.ok(Math.max(...readings.map((r) => r.loyalty)) < readings.at(-1).stats / 4, seen);
     assert.equal(await c.state('stats').textContent(), 'paused');
     assert.match(await c.row('stats').locator('.since').textContent(), /^ for \d+ s$/);
   } finally {

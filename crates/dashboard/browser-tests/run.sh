@@ -7,7 +7,8 @@
 #
 # CONVERGE_BIN names a converge binary to use instead of building one (e.g. a release
 # build for the screenshot); CHROMIUM names the browser (default /usr/bin/chromium).
-# A missing browser, node or playwright-core fails: these tests never skip.
+# A missing browser, node, python3 (its sqlite3 module writes poison events) or
+# playwright-core fails: these tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")"
 
