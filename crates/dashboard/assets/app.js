@@ -435,7 +435,8 @@ function renderDeadLetters(system, s) {
     }
     body.append(el('tr', { 'data-dead': id, 'data-event': d.event_id },
       el('td', { text: d.service }), el('td', { text: `${d.feed} · ${d.seq}` }),
-      el('td', { class: 'error-text', text: d.error }), el('td', { class: 'num', 'data-field': 'attempts', text: String(d.attempts) }),
+      el('td', { class: 'error-text' }, el('div', { class: 'clamp', text: d.error, title: d.error })),
+      el('td', { class: 'num', 'data-field': 'attempts', text: String(d.attempts) }),
       el('td', { text: when(d.recorded_at_ms) }), actions));
     if (system.bodies.has(id)) {
       body.append(el('tr', { class: 'dead-body', 'data-dead-body': id },
