@@ -1,5 +1,6 @@
 //! The JSON bodies of the public API, as users, scripts and the load generator see them.
 
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// `POST /accounts`
@@ -44,6 +45,7 @@ pub struct AccountPage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
+    #[serde(deserialize_with = "whole_number")]
     pub amount_cents: i64,
 }
 
@@ -71,8 +73,46 @@ pub struct PlaceOrderRequest {
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
     pub sku: String,
+    #[serde(deserialize_with = "whole_number")]
     pub quantity: i64,
+    #[serde(deserialize_with = "whole_number")]
     pub unit_price_cents: i64,
+}
+
+/// Reads a whole number however JSON writes it. JSON has one kind of number, so `2.0`, `2` and
+/// `2e0` are the same value, and the OpenAPI document's `integer` (JSON Schema's) admits all
+/// three: a client that computed cents as a float must not be refused for it. A number with a
+/// fractional part, or one beyond `i64`, is refused, naming what was expected.
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    struct Whole;
+
+    impl Visitor<'_> for Whole {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<i64, E> {
+            Ok(value)
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<i64, E> {
+            i64::try_from(value).map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<i64, E> {
+            // 2^63: the first whole number past `i64::MAX`, and exactly representable as f64.
+            const END: f64 = 9_223_372_036_854_775_808.0;
+            if value.fract() == 0.0 && (-END..END).contains(&value) {
+                Ok(value as i64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(value), &self))
+            }
+        }
+    }
+
+    deserializer.deserialize_any(Whole)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,4 +357,38 @@ pub struct ErrorBody {
 pub struct Progress {
     pub quiet: bool,
     pub services: std::collections::BTreeMap<String, crate::internal::ServiceStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quantity(json: &str) -> Result<i64, String> {
+        let item = format!(r#"{{"sku":"ramen","quantity":{json},"unit_price_cents":100}}"#);
+        serde_json::from_str::<OrderItem>(&item)
+            .map(|item| item.quantity)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_whole_number_counts_however_it_is_written() {
+        assert_eq!(quantity("2"), Ok(2));
+        assert_eq!(quantity("2.0"), Ok(2));
+        assert_eq!(quantity("2e0"), Ok(2));
+        assert_eq!(
+            quantity("-3.0"),
+            Ok(-3),
+            "the range is checked later, with its own message"
+        );
+        let top_up: TopUpRequest = serde_json::from_str(r#"{"amount_cents": 481.0}"#).unwrap();
+        assert_eq!(top_up.amount_cents, 481);
+    }
+
+    #[test]
+    fn a_fraction_a_string_or_a_number_beyond_i64_is_refused() {
+        for json in ["2.5", "\"2\"", "9223372036854775808", "1e19", "null"] {
+            let error = quantity(json).unwrap_err();
+            assert!(error.contains("a whole number"), "{json}: {error}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use contracts::api::PlaceOrderRequest;
 use contracts::ids::OrderId;
 use contracts::order::NewOrder;
 use contracts::{Mode, now_ms};
-use runtime::{ApiError, ApiJson, App, Delay, Metrics};
+use runtime::{ApiError, ApiJson, App, Metrics};
 use storage::{Db, Location, Migration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +52,7 @@ pub async fn build(
         Router::new(),
         &crate::system::new_secret(),
         Metrics::new("baseline"),
-        Delay::default(),
+        runtime::http::Knobs::default(),
     );
     Ok(App {
         name: "baseline".into(),

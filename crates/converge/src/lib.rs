@@ -6,10 +6,13 @@
 //! - [`workload`]: a seeded workload of accounts, top-ups and orders, and the client that
 //!   drives it through the public API.
 //! - [`demo`]: the same workload through each mode, side by side.
+//! - [`up`]: the services and the gateway as separate processes, which the drill and the
+//!   crash tests also drive (kill, pause, restart).
 
 pub mod baseline;
 pub mod bench;
 pub mod demo;
 pub mod settings;
 pub mod system;
+pub mod up;
 pub use loadgen::workload;

@@ -30,6 +30,7 @@ async fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
+        Command::Up(args) => up(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Check(args) => check(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
@@ -132,11 +133,66 @@ async fn serve_part(part: Part, args: &ServeArgs, config: SystemConfig) -> anyho
     };
     tracing::info!(part = ?part, listen = %args.listen, mode = %config.mode, "serving");
     let signal_token = shutdown.clone();
+    let with_parent = std::env::var_os(converge::up::EXIT_WITH_PARENT).is_some();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        if with_parent {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = converge::up::exit_with_parent() => {}
+            }
+        } else {
+            shutdown_signal().await;
+        }
         signal_token.cancel();
     });
     runtime::supervise::run_tasks(tasks, shutdown).await
+}
+
+/// `converge up`: every part as its own process, until Ctrl-C.
+async fn up(args: converge::settings::UpArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.instances == 1 || args.backends.database_url.is_some(),
+        "--instances {} needs PostgreSQL (--database-url): the instances of a service share its \
+         database, and a SQLite file is one process's",
+        args.instances
+    );
+    // Checked here, so that a bad URL fails once, not in eleven processes.
+    args.backends.location()?;
+    let mut forwarded = args.backends.to_args();
+    forwarded.extend(args.knobs.to_args());
+    forwarded.extend(args.retention.to_args());
+    let plan = converge::up::Plan {
+        binary: std::env::current_exe()?,
+        mode: args.mode.into(),
+        instances: args.instances,
+        listen: args.listen,
+        secret: system::new_secret(),
+        dashboard_token: dashboard::Token::generate().expose().to_owned(),
+        run_dir: args.run_dir.clone(),
+        args: forwarded,
+        env: args
+            .backends
+            .to_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    };
+    println!(
+        "starting {} process(es) of each service and the gateway; logs in {}",
+        args.instances,
+        args.run_dir.join("logs").display()
+    );
+    let cluster = converge::up::Cluster::start(plan.clone()).await?;
+    println!("serving: {}", cluster.url());
+    println!(
+        "dashboard: {}/dashboard#token={}",
+        cluster.url(),
+        plan.dashboard_token
+    );
+    println!("stop with Ctrl-C");
+    shutdown_signal().await;
+    cluster.stop().await;
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

@@ -25,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the system: all five services and the user-facing address, or one service.
     Serve(Box<ServeArgs>),
+    /// Run the five services and the gateway as separate processes (one or several instances
+    /// of each), until Ctrl-C.
+    Up(Box<UpArgs>),
     /// Verify the invariants of a running system through its public API.
     Check(CheckArgs),
     /// Drive the same seeded workload through each mode and print them side by side.
@@ -115,6 +118,29 @@ pub struct ServeArgs {
     pub retention: RetentionArgs,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// How the services keep each other up to date.
+    #[arg(long, env = "CONVERGE_MODE", value_enum, default_value = "queue")]
+    pub mode: ModeArg,
+    /// The user-facing address (the gateway's).
+    #[arg(long, env = "CONVERGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Processes per service. More than one needs PostgreSQL (--database-url): instances of a
+    /// service share its database.
+    #[arg(long, env = "CONVERGE_INSTANCES", default_value_t = 1)]
+    pub instances: usize,
+    /// Where the processes' logs go (`<service>-<n>.log`).
+    #[arg(long, env = "CONVERGE_RUN_DIR", default_value = "./converge-run")]
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub backends: Backends,
+    #[command(flatten)]
+    pub knobs: Knobs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
 /// Where the data lives and how events travel.
 #[derive(Debug, Clone, Args)]
 pub struct Backends {
@@ -162,6 +188,37 @@ pub enum TransportArg {
 }
 
 impl Backends {
+    /// The same settings as flags, for a child process (`converge up`).
+    pub fn to_args(&self) -> Vec<String> {
+        // URLs may carry passwords: they go by environment (see `to_env`), not on the command
+        // line, where `ps` shows them.
+        vec![
+            format!("--database-schema-prefix={}", self.database_schema_prefix),
+            format!("--nats-prefix={}", self.nats_prefix),
+            format!(
+                "--transport={}",
+                match self.transport {
+                    TransportArg::Embedded => "embedded",
+                    TransportArg::Nats => "nats",
+                }
+            ),
+        ]
+    }
+
+    /// The settings that may be secret (or that one process may be given differently), as
+    /// environment variables for a child process.
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        // The data directory too, so that one process can be given another (a small disk).
+        let mut env = vec![
+            ("CONVERGE_NATS_URL", self.nats_url.clone()),
+            ("CONVERGE_DATA_DIR", self.data_dir.display().to_string()),
+        ];
+        if let Some(url) = &self.database_url {
+            env.push(("CONVERGE_DATABASE_URL", url.clone()));
+        }
+        env
+    }
+
     pub fn location(&self) -> anyhow::Result<storage::Location> {
         Ok(storage::Location::parse(
             self.database_url.as_deref(),
@@ -200,6 +257,16 @@ pub struct RetentionArgs {
 }
 
 impl RetentionArgs {
+    /// The same settings as flags, for a child process (`converge up`).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            format!("--outbox-retention-s={}", self.outbox_retention_s),
+            format!("--idempotency-ttl-s={}", self.idempotency_ttl_s),
+            format!("--decisions-retention-s={}", self.decisions_retention_s),
+            format!("--prune-interval-s={}", self.prune_interval_s),
+        ]
+    }
+
     pub fn retention(&self) -> runtime::Retention {
         let s = Duration::from_secs;
         runtime::Retention {
@@ -293,6 +360,21 @@ pub struct Knobs {
 }
 
 impl Knobs {
+    /// The same settings as flags, for a child process (`converge up`).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            format!("--call-timeout-ms={}", self.call_timeout_ms),
+            format!("--network-delay-ms={}", self.network_delay_ms),
+            format!("--account-delay-ms={}", self.account_delay_ms),
+            format!("--order-delay-ms={}", self.order_delay_ms),
+            format!("--payment-delay-ms={}", self.payment_delay_ms),
+            format!("--loyalty-delay-ms={}", self.loyalty_delay_ms),
+            format!("--stats-delay-ms={}", self.stats_delay_ms),
+            format!("--cron-interval-ms={}", self.cron_interval_ms),
+            format!("--in-doubt-after-ms={}", self.in_doubt_after_ms),
+        ]
+    }
+
     /// Every service's processing delay.
     pub fn delays(&self) -> Delays {
         let ms = Duration::from_millis;

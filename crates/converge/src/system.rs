@@ -111,7 +111,7 @@ impl SystemConfig {
         config.instance = self.instance.clone();
         config.retention = self.retention;
         config.call_timeout = self.call_timeout;
-        config.network_delay = self.network_delay;
+        config.network_delay = Delay::new(self.network_delay);
         config.processing_delay = Delay::new(self.delays.of(service));
         config.cron_interval = self.cron_interval;
         config.in_doubt_after = self.in_doubt_after;

@@ -6,6 +6,9 @@
 //!   exactly 64 characters is fine.
 //! - `strong_refusal_is_idempotent`: a `402` retried with its key is `402` again, even after
 //!   a top-up; a new key then places the order.
+//! - `the_key_to_retry_under_comes_back`: the `Idempotency-Key` Order made up for an order
+//!   sent without one reaches the client through the public address, and retrying under it
+//!   places nothing new; a top-up answers with the key it was sent with.
 //! - `bad_input` (strong and queue: validation happens before the mode matters): one case per
 //!   way a request can be wrong, each checked for its status, a JSON body whose `"error"` says
 //!   what was wrong, and a system left exactly as it was. The cases are all run and the
@@ -243,6 +246,51 @@ async fn strong_refusal_is_idempotent() {
     system.stop().await;
 }
 
+/// The key to retry under reaches the client through the public address: the one Order made
+/// up for an order sent without one (a retry under it is the same order, not a second), and
+/// the one a top-up was sent with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_to_retry_under_comes_back() {
+    let system = spawn(Mode::Strong).await;
+    let account = system.account_with(10_000).await;
+    let base = system.client.base();
+    let request = order_json(&account.id, &[("ramen", 1, 1_450)]);
+    let response = system
+        .client
+        .http()
+        .post(format!("{base}/orders"))
+        .json(&request)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 201);
+    let key = response
+        .headers()
+        .get("idempotency-key")
+        .expect("the key made up for an order sent without one")
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let first: Order = response.json().await.expect("an order");
+    let retried = post_json(&system, "/orders", &request, Some(&key)).await;
+    assert_eq!(retried.status, 201, "{}", retried.text);
+    assert_eq!(retried.order().id, first.id, "the same order, not a second");
+    assert_eq!(orders_of(&system, &account.id).await.len(), 1);
+
+    let top_up = system
+        .client
+        .http()
+        .post(format!("{base}/wallets/{}/top-ups", account.id))
+        .header("idempotency-key", "top-up-1")
+        .json(&json!({ "amount_cents": 500 }))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(top_up.status(), 201);
+    assert_eq!(top_up.headers()["idempotency-key"], "top-up-1");
+    system.stop().await;
+}
+
 /// Failures of the bad-input cases, collected so that every case runs.
 #[derive(Default)]
 struct Report {
@@ -418,7 +466,7 @@ fn order_cases(account_id: &str) -> Vec<Case> {
                 account_id,
                 json!([{ "sku": "ramen", "quantity": 1.5, "unit_price_cents": 1_450 }]),
             ))
-            .expect(422, &["items[0].quantity", "invalid type"]),
+            .expect(422, &["items[0].quantity", "whole number"]),
         post("missing items")
             .json(&json!({ "account_id": account_id }))
             .expect(422, &["missing field", "items"]),

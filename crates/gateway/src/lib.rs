@@ -3,10 +3,11 @@
 //! The gateway is only routing. It owns no data and makes no business decision: each public
 //! request is forwarded to the one service that owns what it asks about — method, path, query,
 //! body, `content-type` and `Idempotency-Key` unchanged — and the service's answer comes back
-//! with its status, `content-type` and body unchanged. Users therefore see exactly the errors
-//! the services give, plus two of the gateway's own: `503` when the owning service does not
-//! answer in time, and `413` for a body over [`BODY_BYTES_MAX`](contracts::limits::BODY_BYTES_MAX),
-//! refused before it is sent anywhere.
+//! with its status, body, `content-type`, `Retry-After` and `Idempotency-Key` unchanged. Users
+//! therefore see exactly the errors the services give, plus three of the gateway's own: `503`
+//! when the owning service does not answer in time, `413` for a body over
+//! [`BODY_BYTES_MAX`](contracts::limits::BODY_BYTES_MAX) and `408` for one that stalls, both
+//! refused before anything is sent on.
 //!
 //! What it answers itself is the view across all five services that no single one can give:
 //! `/health`, `/metrics`, `/dead-letters`, `/progress` and `/openapi.json`.
@@ -51,6 +52,11 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 /// What the gateway needs to reach the services. Shared by every request behind an `Arc`.
 pub struct Gateway {
     peers: Peers,
+    /// Each service's instances (base URLs), in [`ServiceName::ALL`] order. Requests go round
+    /// them; the answers about the whole system ask every one.
+    instances: [Vec<String>; 5],
+    /// The instance each service's next request goes to first.
+    next: [std::sync::atomic::AtomicUsize; 5],
     /// One client, so every request to a service reuses the same pool of kept-alive connections.
     http: reqwest::Client,
     /// Sent only on the gateway's own calls to `/internal/*`, never on a forwarded request.
@@ -71,22 +77,54 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     pub fn new(peers: Peers, secret: String, call_timeout: Duration) -> Self {
+        let instances = ServiceName::ALL.map(|service| {
+            peers
+                .url(service)
+                .split(',')
+                .map(|url| url.trim().trim_end_matches('/').to_owned())
+                .filter(|url| !url.is_empty())
+                .collect()
+        });
         Self {
             peers,
+            instances,
+            next: Default::default(),
             http: runtime::peer::http_client(),
             secret,
             call_timeout,
         }
     }
 
-    /// A request to `service`, with the call timeout; `path_and_query` starts with `/`.
-    fn request(
+    /// The base URLs of `service`'s instances, starting with the one whose turn it is.
+    fn instances(&self, service: ServiceName) -> Vec<&str> {
+        let index = ServiceName::ALL
+            .iter()
+            .position(|s| *s == service)
+            .expect("every service is in ALL");
+        let all = &self.instances[index];
+        let first = self.next[index].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (0..all.len())
+            .map(|i| all[(first + i) % all.len()].as_str())
+            .collect()
+    }
+
+    /// Every instance of `service`, in the order given.
+    fn all_instances(&self, service: ServiceName) -> &[String] {
+        let index = ServiceName::ALL
+            .iter()
+            .position(|s| *s == service)
+            .expect("every service is in ALL");
+        &self.instances[index]
+    }
+
+    /// A request to the instance at `base`, with the call timeout; `path_and_query` starts
+    /// with `/`.
+    fn request_to(
         &self,
-        service: ServiceName,
+        base: &str,
         method: Method,
         path_and_query: &str,
     ) -> reqwest::RequestBuilder {
-        let base = self.peers.url(service).trim_end_matches('/');
         self.http
             .request(method, format!("{base}{path_and_query}"))
             .timeout(self.call_timeout)
@@ -101,15 +139,16 @@ impl Gateway {
         request.send().await.map_err(|e| unanswered(service, &e))
     }
 
-    /// `GET` an internal route of `service`, with the secret. Anything but a `2xx` is an error:
-    /// the gateway has no use for a half answer.
+    /// `GET` an internal route of one instance of `service`, with the secret. Anything but a
+    /// `2xx` is an error: the gateway has no use for a half answer.
     async fn get_internal(
         &self,
         service: ServiceName,
+        base: &str,
         path: &str,
     ) -> Result<reqwest::Response, ApiError> {
         let request = self
-            .request(service, Method::GET, path)
+            .request_to(base, Method::GET, path)
             .header(SECRET_HEADER, &self.secret);
         let response = self.send(service, request).await?;
         let status = response.status();
@@ -125,18 +164,20 @@ impl Gateway {
     async fn get_internal_text(
         &self,
         service: ServiceName,
+        base: &str,
         path: &str,
     ) -> Result<String, ApiError> {
-        let response = self.get_internal(service, path).await?;
+        let response = self.get_internal(service, base, path).await?;
         response.text().await.map_err(|e| unanswered(service, &e))
     }
 
     async fn get_internal_json<T: DeserializeOwned>(
         &self,
         service: ServiceName,
+        base: &str,
         path: &str,
     ) -> Result<T, ApiError> {
-        let response = self.get_internal(service, path).await?;
+        let response = self.get_internal(service, base, path).await?;
         response.json().await.map_err(|e| {
             if e.is_decode() {
                 ApiError::Unavailable(format!(

@@ -6,7 +6,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderName};
 use axum::response::{IntoResponse, Response};
 use contracts::ServiceName;
 use contracts::internal::SECRET_HEADER;
@@ -17,11 +18,16 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const SECRET: &str = "s3cret";
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// A header only the services' own callers should see: the gateway must not pass it on.
+const SERVICE_ONLY: HeaderName = HeaderName::from_static("x-service-only");
 const CALL_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A stand-in for one service. `/health` and the internal routes answer as a real service
-/// would; a path ending in `/slow` never answers in time; anything else is echoed back as
-/// `201` with its own content type, so the test sees exactly what the gateway sent.
+/// would; a path ending in `/slow` never answers in time; one ending in `/busy` answers `503`
+/// with `Retry-After`; anything else is echoed back as `201` with its own content type and
+/// the request's `Idempotency-Key` (or a made-up one, as Order does), so the test sees exactly
+/// what the gateway sent.
 async fn stand_in(name: ServiceName, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
@@ -35,9 +41,9 @@ async fn stand_in(name: ServiceName, request: Request) -> Response {
     match path.as_str() {
         "/health" => axum::Json(json!({"status": "ok"})).into_response(),
         "/internal/metrics" => format!(
-            "# HELP converge_events Events applied.\n\
-             # TYPE converge_events counter\n\
-             converge_events{{service=\"{name}\"}} 1\n"
+            "# HELP converge_events_total Events applied.\n\
+             # TYPE converge_events_total counter\n\
+             converge_events_total{{service=\"{name}\"}} 1\n"
         )
         .into_response(),
         "/internal/status" => axum::Json(json!({
@@ -49,6 +55,16 @@ async fn stand_in(name: ServiceName, request: Request) -> Response {
             tokio::time::sleep(Duration::from_secs(5)).await;
             StatusCode::OK.into_response()
         }
+        busy if busy.ends_with("/busy") => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (CONTENT_TYPE, "application/json"),
+                (RETRY_AFTER, "7"),
+                (SERVICE_ONLY, "not for users"),
+            ],
+            r#"{"error":"busy"}"#,
+        )
+            .into_response(),
         _ => {
             let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
             let header = |name: &str| {
@@ -68,9 +84,14 @@ async fn stand_in(name: ServiceName, request: Request) -> Response {
                 "secret": header(SECRET_HEADER),
                 "cookie": header("cookie"),
             });
+            let key = header("idempotency-key").unwrap_or_else(|| "gen_made_up".into());
             (
                 StatusCode::CREATED,
-                [(CONTENT_TYPE, "application/x-echo")],
+                [
+                    (CONTENT_TYPE, "application/x-echo".to_owned()),
+                    (IDEMPOTENCY_KEY, key),
+                    (SERVICE_ONLY, "not for users".to_owned()),
+                ],
                 echo.to_string(),
             )
                 .into_response()
@@ -155,6 +176,8 @@ async fn a_request_reaches_its_service_unchanged_and_the_answer_comes_back_uncha
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(response.headers()[CONTENT_TYPE], "application/x-echo");
+    assert_eq!(response.headers()[IDEMPOTENCY_KEY], "key-1");
+    assert!(response.headers().get(SERVICE_ONLY).is_none());
     let echo: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(
         echo,
@@ -206,6 +229,32 @@ async fn path_parameters_pick_the_owning_service() {
 }
 
 #[tokio::test]
+async fn the_answer_keeps_the_headers_a_user_acts_on() {
+    let base = spawn_gateway(&[ServiceName::Order, ServiceName::Payment]).await;
+    // The key Order made up for an order sent without one: the client's only way to retry.
+    let response = client()
+        .post(format!("{base}/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()[IDEMPOTENCY_KEY], "gen_made_up");
+
+    // A service's 503 says when to try again, and the gateway must not lose that.
+    let response = client()
+        .get(format!("{base}/payments/busy"))
+        .send()
+        .await
+        .unwrap();
+    let headers: HeaderMap = response.headers().clone();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, json!({"error": "busy"}));
+    assert_eq!(headers[RETRY_AFTER], "7");
+    assert!(headers.get(SERVICE_ONLY).is_none());
+}
+
+#[tokio::test]
 async fn a_stopped_service_is_a_503_naming_it() {
     let base = spawn_gateway(&[ServiceName::Account]).await;
     let response = client()
@@ -213,9 +262,11 @@ async fn a_stopped_service_is_a_503_naming_it() {
         .send()
         .await
         .unwrap();
+    let retry_after = response.headers().get(RETRY_AFTER).cloned();
     let (status, body) = json_of(response).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body, json!({"error": "order service is unreachable"}));
+    assert!(retry_after.is_some(), "a 503 says when to try again");
 }
 
 #[tokio::test]
@@ -340,10 +391,10 @@ async fn metrics_join_every_service_and_name_the_missing() {
         "# service order unavailable\n\
          # service payment unavailable\n\
          # service loyalty unavailable\n\
-         # HELP converge_events Events applied.\n\
-         # TYPE converge_events counter\n\
-         converge_events{service=\"account\"} 1\n\
-         converge_events{service=\"stats\"} 1\n"
+         # HELP converge_events_total Events applied.\n\
+         # TYPE converge_events_total counter\n\
+         converge_events_total{service=\"account\"} 1\n\
+         converge_events_total{service=\"stats\"} 1\n"
     );
 }
 

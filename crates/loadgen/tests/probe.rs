@@ -220,13 +220,15 @@ async fn the_probe_sees_each_services_lag() {
     // The fake applies at known lags after it answered; an answer that is slow to reach the
     // driver (a busy machine) shortens the lag the probe sees, and a read that starts late
     // is credited to a later delay, so the points near a lag get a margin of one sample in
-    // ten, and the exact 0 and 1 are asserted only far from it.
+    // ten, and the exact 0 and 1 are asserted only far from it (ten times the lag, or more:
+    // on a loaded two-core machine a read can start tens of milliseconds late).
     // Order settles before it answers: visible at once.
     assert!(order[0] >= 0.9, "{order:?}");
     assert_eq!(order[index_of(20)], 1.0, "{order:?}");
-    // Payment after 30 ms: not at 0 ms, always by 100 ms.
+    // Payment after 30 ms: not at 0 ms, always by 500 ms.
     assert!(payment[0] <= 0.1, "{payment:?}");
-    assert_eq!(payment[index_of(100)], 1.0, "{payment:?}");
+    assert!(payment[index_of(100)] >= 0.9, "{payment:?}");
+    assert_eq!(payment[index_of(500)], 1.0, "{payment:?}");
     // Loyalty after 80 ms: not by 20 ms, always by 500 ms. Cancelled orders, which Loyalty
     // never shows, are left out, or the curve would end below 1.
     assert!(loyalty[index_of(20)] <= 0.1, "{loyalty:?}");

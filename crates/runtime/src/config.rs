@@ -139,7 +139,8 @@ pub struct ServiceConfig {
     /// Longest wait for one call to another service, before it counts as not answering.
     pub call_timeout: Duration,
     /// Added before every call to another service and every feed fetch: a slower network.
-    pub network_delay: Duration,
+    /// Changeable while the service runs (a delay spike, in the drill).
+    pub network_delay: Delay,
     /// Added to every unit of work this service does for others: each two-phase-commit step
     /// and each batch of events applied.
     pub processing_delay: Delay,
@@ -161,7 +162,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("instance", &self.instance)
             .field("peers", &self.peers)
             .field("call_timeout", &self.call_timeout)
-            .field("network_delay", &self.network_delay)
+            .field("network_delay", &self.network_delay.get())
             .field("processing_delay", &self.processing_delay.get())
             .field("cron_interval", &self.cron_interval)
             .field("in_doubt_after", &self.in_doubt_after)
@@ -182,7 +183,7 @@ impl ServiceConfig {
             instance: instance_name(),
             peers,
             call_timeout: Duration::from_millis(2_000),
-            network_delay: Duration::ZERO,
+            network_delay: Delay::default(),
             processing_delay: Delay::default(),
             cron_interval: Duration::from_millis(1_000),
             in_doubt_after: Duration::from_millis(5_000),

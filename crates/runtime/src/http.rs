@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{BoxError, Json, Router};
 use contracts::internal::{
-    METRICS_PATH, PROCESSING_DELAY_MS_MAX, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER,
+    METRICS_PATH, NETWORK_DELAY_PATH, PROCESSING_DELAY_MS_MAX, PROCESSING_DELAY_PATH,
+    ProcessingDelay, SECRET_HEADER,
 };
 use contracts::limits::BODY_BYTES_MAX;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -186,24 +187,17 @@ pub fn service_router(
     internal: Router,
     secret: &str,
     metrics: Metrics,
-    delay: Delay,
+    delays: Knobs,
 ) -> Router {
+    let Knobs {
+        processing,
+        network,
+    } = delays;
     let secret: Arc<str> = secret.into();
     let internal = internal
         .route(METRICS_PATH, get(move || async move { metrics.render() }))
-        .route(PROCESSING_DELAY_PATH, {
-            let in_force = delay.clone();
-            // The GET lets an operator (the dashboard) show the delay in force, whoever
-            // set it: a start-up flag, or another operator.
-            get(move || async move {
-                Json(ProcessingDelay {
-                    delay_ms: in_force.get().as_millis() as u64,
-                })
-            })
-            .post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
-                set_delay(&delay, body)
-            })
-        });
+        .route(PROCESSING_DELAY_PATH, delay_route(processing, "processing"))
+        .route(NETWORK_DELAY_PATH, delay_route(network, "network"));
     public
         .route(
             "/health",
@@ -217,38 +211,67 @@ pub fn service_router(
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }
 
-fn set_delay(delay: &Delay, body: ProcessingDelay) -> Result<StatusCode, ApiError> {
+/// A service's delays that can change while it runs: its processing delay and the delay it
+/// adds to its calls to others.
+#[derive(Debug, Clone, Default)]
+pub struct Knobs {
+    pub processing: Delay,
+    pub network: Delay,
+}
+
+/// `POST {"delay_ms": N}` sets `delay`; `GET` answers the delay in force, so that an operator
+/// (the dashboard) shows it whoever set it: a start-up flag, or another operator.
+fn delay_route(delay: Delay, which: &'static str) -> axum::routing::MethodRouter {
+    let in_force = delay.clone();
+    get(move || async move {
+        Json(ProcessingDelay {
+            delay_ms: in_force.get().as_millis() as u64,
+        })
+    })
+    .post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
+        set_delay(&delay, which, body)
+    })
+}
+
+fn set_delay(delay: &Delay, which: &str, body: ProcessingDelay) -> Result<StatusCode, ApiError> {
     if body.delay_ms > PROCESSING_DELAY_MS_MAX {
         return Err(ApiError::Invalid(format!(
             "delay_ms must be at most {PROCESSING_DELAY_MS_MAX}"
         )));
     }
     delay.set(Duration::from_millis(body.delay_ms));
-    tracing::info!(delay_ms = body.delay_ms, "processing delay changed");
+    tracing::info!(delay_ms = body.delay_ms, which, "delay changed");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The limits every server applies around a router: a request timeout, a body timeout, and
 /// load shedding past [`REQUESTS_IN_FLIGHT_MAX`].
 pub fn with_limits(router: Router) -> Router {
+    limits(router, REQUEST_TIMEOUT)
+}
+
+fn limits(router: Router, request_timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
-            .layer(axum::error_handling::HandleErrorLayer::new(shed_answer))
+            .layer(axum::error_handling::HandleErrorLayer::new(limit_answer))
             .load_shed()
             .concurrency_limit(REQUESTS_IN_FLIGHT_MAX)
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
                 BODY_TIMEOUT,
             ))
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                StatusCode::SERVICE_UNAVAILABLE,
-                REQUEST_TIMEOUT,
-            )),
+            // tower's timeout fails the request, so that `limit_answer` answers it like every
+            // other error: a JSON 503 with `Retry-After` (tower-http's would be an empty body).
+            .timeout(request_timeout),
     )
 }
 
-async fn shed_answer(error: BoxError) -> Response {
+/// The answer to a request a limit stopped.
+async fn limit_answer(error: BoxError) -> Response {
     if error.is::<tower::load_shed::error::Overloaded>() {
         ApiError::Overloaded.into_response()
+    } else if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::Unavailable("the request took too long to answer; try again".into())
+            .into_response()
     } else {
         ApiError::Internal(anyhow::anyhow!("{error}")).into_response()
     }
@@ -337,6 +360,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_over_the_time_limit_is_a_json_503_with_retry_after() {
+        use tower::ServiceExt;
+        let slow = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "too late"
+            }),
+        );
+        let request = Request::get("/slow")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = limits(slow, Duration::from_millis(20))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+        assert!(
+            body["error"].as_str().unwrap().contains("too long"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
     async fn the_processing_delay_is_set_and_read_behind_the_secret() {
         use tower::ServiceExt;
 
@@ -346,7 +398,10 @@ mod tests {
             Router::new(),
             secret,
             Metrics::new("stats"),
-            Delay::new(Duration::from_millis(20)),
+            Knobs {
+                processing: Delay::new(Duration::from_millis(20)),
+                network: Delay::default(),
+            },
         );
         let call = |method: &str, body: Option<&str>, with_secret: bool| {
             let mut request = Request::builder().method(method).uri(PROCESSING_DELAY_PATH);

@@ -38,12 +38,26 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
+    /// A registry whose every sample says which service it is from.
     pub fn new(service: &str) -> Self {
-        let registry = Registry::new_custom(
-            Some("converge".into()),
-            Some([("service".to_owned(), service.to_owned())].into()),
+        Self::with_labels([("service".to_owned(), service.to_owned())].into())
+    }
+
+    /// A registry whose samples also say which process of the service they are from, so the
+    /// gateway can put several instances' expositions side by side without repeating a series.
+    pub fn of_process(service: &str, process: &str) -> Self {
+        Self::with_labels(
+            [
+                ("service".to_owned(), service.to_owned()),
+                ("process".to_owned(), process.to_owned()),
+            ]
+            .into(),
         )
-        .expect("a constant prefix and label are valid");
+    }
+
+    fn with_labels(labels: std::collections::HashMap<String, String>) -> Self {
+        let registry = Registry::new_custom(Some("converge".into()), Some(labels))
+            .expect("a constant prefix and labels are valid");
         let apply_lag = Histogram::with_opts(
             HistogramOpts::new(
                 "apply_lag_seconds",

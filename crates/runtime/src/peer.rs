@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use contracts::internal::SECRET_HEADER;
 use reqwest::Method;
+
+use crate::config::Delay;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -60,7 +62,7 @@ pub struct Peer {
     http: reqwest::Client,
     secret: Arc<str>,
     timeout: Duration,
-    network_delay: Duration,
+    network_delay: Delay,
 }
 
 /// Leaves the secret out, so that logging a peer never logs it.
@@ -82,7 +84,7 @@ impl Peer {
         http: reqwest::Client,
         secret: impl Into<Arc<str>>,
         timeout: Duration,
-        network_delay: Duration,
+        network_delay: Delay,
     ) -> Self {
         let base_urls: Arc<[String]> = base_urls
             .split(',')
@@ -160,9 +162,7 @@ impl Peer {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
-        if !self.network_delay.is_zero() {
-            tokio::time::sleep(self.network_delay).await;
-        }
+        self.network_delay.pay().await;
         let count = self.base_urls.len().max(1);
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last_error = None;

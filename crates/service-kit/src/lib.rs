@@ -32,6 +32,28 @@ use transport::prune::{OutboxRetention, Passed, Rule};
 use transport::relay::Relay;
 use transport::{Apply, Consumer, ConsumerConfig, EventFeed, HttpFeed, Outbox};
 
+/// A participant's crash points: `<service>::after-prepare` and `<service>::after-commit`,
+/// once the step is durable and before the coordinator hears of it.
+fn with_crash_points(routes: Router, service: ServiceName) -> Router {
+    use contracts::internal::{COMMIT_MANY_PATH, PREPARE_MANY_PATH};
+    routes.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let point = match request.uri().path() {
+                PREPARE_MANY_PATH => Some("after-prepare"),
+                COMMIT_MANY_PATH => Some("after-commit"),
+                _ => None,
+            };
+            let response = next.run(request).await;
+            if let Some(point) = point
+                && response.status().is_success()
+            {
+                runtime::crash_point(&format!("{service}::{point}"));
+            }
+            response
+        },
+    ))
+}
+
 /// The consumers of `producer`'s feed, by name.
 fn consumers_of(producer: ServiceName) -> Vec<&'static str> {
     contracts::internal::consumers_of(producer)
@@ -87,7 +109,7 @@ impl Service {
         Ok(Self {
             broker,
             name,
-            metrics: Metrics::new(name.as_str()),
+            metrics: Metrics::of_process(name.as_str(), &config.instance),
             http: runtime::peer::http_client(),
             admin: Admin {
                 db: db.clone(),
@@ -135,7 +157,7 @@ impl Service {
             self.http.clone(),
             self.config.secret.as_str(),
             self.config.call_timeout,
-            self.config.network_delay,
+            self.config.network_delay.clone(),
         )
     }
 
@@ -184,7 +206,8 @@ impl Service {
     /// Strong mode: this service takes part in every order's two-phase commit. Its steps pay
     /// the processing delay; an entry left prepared too long is resolved with the coordinator.
     pub fn participant<P: twophase::Participant>(&mut self, participant: Arc<P>) {
-        self.work = std::mem::take(&mut self.work).merge(twophase::router(participant.clone()));
+        let routes = with_crash_points(twophase::router(participant.clone()), self.name);
+        self.work = std::mem::take(&mut self.work).merge(routes);
         let name = format!("{} in-doubt resolver", self.name);
         let resolver = twophase::resolve_in_doubt(
             participant,
@@ -202,6 +225,7 @@ impl Service {
             transport::consumer::schedule_for(self.config.mode, self.config.cron_interval);
         let mut config = ConsumerConfig::new(schedule);
         config.processing_delay = self.config.processing_delay.clone();
+        config.name = self.name.as_str().to_owned();
         match &self.config.transport {
             Transport::Embedded => {
                 let feed =
@@ -292,7 +316,10 @@ impl Service {
             internal,
             &self.config.secret,
             self.metrics,
-            self.config.processing_delay,
+            runtime::http::Knobs {
+                processing: self.config.processing_delay,
+                network: self.config.network_delay,
+            },
         );
         let addr = self.listener.local_addr()?;
         self.tasks.push(runtime::http::serve_task(

@@ -92,6 +92,8 @@ async fn run(db: Db, mut requests: mpsc::Receiver<Request>, outbox: Outbox) -> a
         match db.write(move |tx| place_batch(tx, inputs)).await {
             Ok((placed, wrote_events)) => {
                 assert_eq!(placed.len(), count, "one answer per order");
+                // Placed and durable, not yet answered: the clients retry under their keys.
+                runtime::crash_point("order::after-placement");
                 if wrote_events {
                     outbox.published();
                 }

@@ -1,7 +1,7 @@
 //! Payment's public routes: wallets, top-ups and payments.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contracts::api::{PageQuery, Payment, PaymentList, Refusal, TopUpRequest, Wallet};
 use contracts::internal::{ELIGIBILITY_PATH, EligibilityRequest, EligibilityResponse};
@@ -27,7 +27,7 @@ pub(crate) async fn wallet(
 
 /// Adds money to a wallet, creating it on the first top-up. The account must exist (Account
 /// is asked); a suspended account may still top up. With an `Idempotency-Key`, a retry gets
-/// the first answer and adds nothing.
+/// the first answer and adds nothing, and the answer carries the key, as an order's does.
 pub(crate) async fn top_up(
     State(payments): State<Payments>,
     headers: HeaderMap,
@@ -36,6 +36,7 @@ pub(crate) async fn top_up(
 ) -> Result<Response, ApiError> {
     let amount = Cents::parse("amount_cents", request.amount_cents, TOP_UP_CENTS_MAX)?.get();
     let claim = Claim::from_headers(&headers, &(&account_id, amount))?;
+    let key = claim.as_ref().map(|claim| claim.key.as_str().to_owned());
     let answer: EligibilityResponse = payments
         .account
         .post(
@@ -75,12 +76,17 @@ pub(crate) async fn top_up(
             Ok::<_, ApiError>(body)
         })
         .await?;
-    Ok((
+    let mut response = (
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "application/json")],
         body,
     )
-        .into_response())
+        .into_response();
+    // A parsed key is ASCII letters, digits, `-` and `_`: always a valid header value.
+    if let Some(value) = key.and_then(|key| HeaderValue::from_str(&key).ok()) {
+        response.headers_mut().insert(idempotency::HEADER, value);
+    }
+    Ok(response)
 }
 
 pub(crate) async fn payment(

@@ -317,7 +317,7 @@ fn open_blocking(
                 schema: format!("{schema_prefix}{service}"),
                 application_name: format!("converge-{service}"),
             };
-            postgres::create_schema(&target).map_err(open_error)?;
+            postgres::create_schema(&target, lock_key(&place)).map_err(open_error)?;
             let writer = postgres::PgConn::open(target.clone()).map_err(open_error)?;
             let readers = (0..POSTGRES_READERS)
                 .map(|_| {

@@ -176,15 +176,19 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Creates the service's schema if it is not there.
-pub(crate) fn create_schema(target: &Target) -> Result<(), DbError> {
+/// Creates the service's schema if it is not there. Under an advisory lock: two instances
+/// starting at once would otherwise race to create it, and one would fail.
+pub(crate) fn create_schema(target: &Target, lock_key: i64) -> Result<(), DbError> {
     let mut config = target.config.clone();
     config.connect_timeout(CONNECT_TIMEOUT);
     let mut client = config.connect(NoTls)?;
-    client.batch_execute(&format!(
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key])?;
+    tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {}",
         quote_ident(&target.schema)
     ))?;
+    tx.commit()?;
     Ok(())
 }
 

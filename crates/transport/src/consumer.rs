@@ -125,6 +125,9 @@ pub struct ConsumerConfig {
     /// First wait after a failure; it doubles up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Names this consumer's crash points (`<name>::before-apply`, `<name>::after-apply`):
+    /// the consuming service's name.
+    pub name: String,
 }
 
 impl ConsumerConfig {
@@ -141,6 +144,7 @@ impl ConsumerConfig {
             // Long enough not to hammer a peer that is down, short enough to catch up soon
             // after it is back.
             backoff_max: Duration::from_secs(2),
+            name: "consumer".into(),
         }
     }
 }
@@ -489,6 +493,7 @@ impl<F: EventFeed, A: Apply> Consumer<F, A> {
             self.feed.name().to_owned(),
         );
         let applied = events.clone();
+        runtime::crash_point(&format!("{}::before-apply", self.config.name));
         let output = self
             .db
             .write(move |tx| {
@@ -498,6 +503,8 @@ impl<F: EventFeed, A: Apply> Consumer<F, A> {
                 Ok::<_, ApplyError>(output)
             })
             .await?;
+        // Applied and committed, not yet acknowledged (a broker redelivers the batch).
+        runtime::crash_point(&format!("{}::after-apply", self.config.name));
         self.position = last;
         self.lease_fresh_until = tokio::time::Instant::now() + LEASE_TTL / 3;
         self.handler.committed(output);

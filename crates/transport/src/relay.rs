@@ -128,6 +128,9 @@ impl Relay {
                 .map_err(|e| anyhow::anyhow!("publish not acknowledged: {e}"))?;
             stream_seq = ack.sequence as i64;
         }
+        // Published, not yet recorded: a relay that restarts publishes the round again, and
+        // the broker drops the duplicates.
+        runtime::crash_point(&format!("{}::after-publish", self.producer));
         let (lease, name) = (lease.clone(), stream.to_owned());
         self.db
             .write(move |tx| {

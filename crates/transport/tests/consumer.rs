@@ -124,7 +124,7 @@ fn start_consumer(consumer: &Db, url: &str, recorder: &Recorder, instance: &str)
         runtime::peer::http_client(),
         "secret-of-sixteen-bytes",
         Duration::from_secs(2),
-        Duration::ZERO,
+        runtime::Delay::default(),
     );
     let mut config = ConsumerConfig::new(Schedule::Continuous {
         wait: Duration::from_millis(200),
@@ -209,7 +209,7 @@ fn serve_feed_on(listener: tokio::net::TcpListener, outbox: &Outbox, producer: &
             transport::feed::router(outbox.clone(), producer.clone()),
             "secret-of-sixteen-bytes",
             Metrics::new("p"),
-            runtime::Delay::default(),
+            runtime::http::Knobs::default(),
         ),
         stop.clone(),
     );

@@ -63,7 +63,7 @@ pub fn nats_url() -> String {
 }
 
 /// A schema (and stream) prefix no other test (in this run or another) uses.
-fn unique_prefix() -> String {
+pub fn unique_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!(
