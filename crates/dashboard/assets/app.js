@@ -40,7 +40,7 @@ const token = fragment.get('token') || '';
 const compareToken = fragment.get('compare_token') || token;
 
 // Said beside a control that would work with the token.
-const NEEDS_TOKEN = 'needs the dashboard token: open the link `converge serve` printed (…/dashboard#token=…)';
+const NEEDS_TOKEN = 'needs the dashboard token: open the dashboard link `converge serve` or `converge up` printed (…/dashboard#token=…)';
 
 const systems = [];
 let rateMax = 5000;

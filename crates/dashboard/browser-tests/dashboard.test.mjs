@@ -115,7 +115,7 @@ test('the page loads from the printed link, live, with its controls unlocked', a
     (await page.locator('#system-1 [data-field=operate-status]').textContent()) === "account's processing delay set to 0 ms");
   // Kill and restart are drawn, disabled, with the reason on the page.
   assert.equal(await c.operate('stats').locator('[data-action=kill]').isDisabled(), true);
-  assert.match(await page.locator('#system-0 [data-field=kill-note]').textContent(), /needs `converge up`/);
+  assert.match(await page.locator('#system-0 [data-field=kill-note]').textContent(), /needs a control route on `converge up`'s supervisor/);
   assert.deepEqual(watched.problems, []);
 });
 

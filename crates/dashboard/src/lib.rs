@@ -366,8 +366,8 @@ async fn events(State(state): State<AppState>) -> Response {
 }
 
 /// Why a control request without the token is refused.
-const UNAUTHORIZED: &str = "controls need the dashboard token: open the link `converge serve` \
-    printed (…/dashboard#token=…)";
+const UNAUTHORIZED: &str = "controls need the dashboard token: open the dashboard link \
+    `converge serve` or `converge up` printed (…/dashboard#token=…)";
 
 /// The answer to a control request without the token.
 struct Unauthorized;

@@ -180,6 +180,10 @@ async fn run(inner: Arc<Inner>) {
             if wanted(&inner) && !inner.sampler_running.swap(true, Ordering::AcqRel) {
                 continue;
             }
+            // The next page must not be shown this snapshot as live: by the time it comes
+            // the system may have changed (a control used through the API, a restart). It
+            // waits for the next sampler's first snapshot instead, one interval at most.
+            inner.snapshots.send_replace(None);
             break;
         }
         let s = &mut sampling;

@@ -122,11 +122,13 @@ pub struct DeadLetterView {
 pub const NO_SERVICES_REASON: &str = "this dashboard was started without the services' \
     addresses and secret, so it can only watch them";
 
-/// Why killing and restarting a service is off: the five services run in one process here,
-/// so killing one would kill every service and the page's own server with it. It needs the
-/// services as separate processes under a supervisor (`converge up`).
-pub const KILL_DISABLED_REASON: &str = "needs `converge up`: the services run in this process \
-    (kill and restart need them as separate processes under a supervisor)";
+/// Why killing and restarting a service is off. Under `converge serve` the five services run
+/// in the page's own process, so killing one would kill them all. Under `converge up` each
+/// runs as its own process, but only the supervisor can stop and start one, and it takes no
+/// requests yet; the dashboard runs in the gateway, a child of that supervisor.
+pub const KILL_DISABLED_REASON: &str = "needs a control route on `converge up`'s supervisor: \
+    under `converge serve` the services share the page's process, and `converge up` takes no \
+    requests from the page yet";
 
 /// One control: whether it works on this server, and if not, why (shown beside it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
