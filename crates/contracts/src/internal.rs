@@ -90,11 +90,15 @@ pub fn replay_path(id: i64) -> String {
 pub fn discard_path(id: i64) -> String {
     format!("/internal/dead-letters/{id}/discard")
 }
-/// Every service: `POST {"delay_ms": N}`: sets the service's processing delay at run time.
+/// Every service: `POST {"delay_ms": N}` sets the service's processing delay at run time
+/// (`204`); `GET` answers the delay in force as a [`ProcessingDelay`].
 pub const PROCESSING_DELAY_PATH: &str = "/internal/admin/processing-delay";
 /// Every service: `POST {"delay_ms": N}`: sets the delay added to each of its calls to other
-/// services (a slower network), at run time.
+/// services (a slower network), at run time; `GET` answers the delay in force.
 pub const NETWORK_DELAY_PATH: &str = "/internal/admin/network-delay";
+/// The largest processing or network delay a service accepts, in ms: a delay above a minute
+/// is a typo, not an experiment.
+pub const PROCESSING_DELAY_MS_MAX: u64 = 60_000;
 /// Every consumer service: `POST`, stops taking events (after the batch in hand) until resumed.
 pub const PAUSE_PATH: &str = "/internal/admin/consumers/pause";
 /// Every consumer service: `POST`, takes events again.

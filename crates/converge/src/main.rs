@@ -121,7 +121,7 @@ async fn serve_part(part: Part, args: &ServeArgs, config: SystemConfig) -> anyho
             app.tasks
         }
         None => {
-            let dashboard = system::dashboard_config(&listener, &config, &shutdown)?;
+            let dashboard = system::dashboard_config(&listener, &config, &peers, &shutdown)?;
             println!("dashboard: {}", dashboard.link());
             vec![system::gateway_task(
                 listener,

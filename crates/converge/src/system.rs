@@ -175,10 +175,13 @@ pub fn gateway_task(
 }
 
 /// The dashboard of the system whose user-facing address is `listener`'s: it reads the
-/// system through that address (on loopback when it listens on every interface).
+/// system through that address (on loopback when it listens on every interface), and acts
+/// on the services at `peers` with the system's secret (delays, pausing consumers, dead
+/// letters).
 pub fn dashboard_config(
     listener: &TcpListener,
     config: &SystemConfig,
+    peers: &Peers,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<dashboard::DashboardConfig> {
     let mut addr = listener.local_addr()?;
@@ -188,11 +191,15 @@ pub fn dashboard_config(
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
+    let services = dashboard::ServiceAdmin::new(config.secret.clone(), |service| {
+        peers.url(service).to_owned()
+    });
     let mut dashboard = dashboard::DashboardConfig::new(
         format!("http://{addr}"),
         config.mode.to_string(),
         config.dashboard_token.clone(),
-    );
+    )
+    .with_services(services);
     dashboard.shutdown = shutdown.clone();
     Ok(dashboard)
 }
@@ -239,7 +246,7 @@ impl System {
 
         let shutdown = CancellationToken::new();
         let gateway_shutdown = shutdown.child_token();
-        let dashboard = dashboard_config(&gateway_listener, &config, &gateway_shutdown)?;
+        let dashboard = dashboard_config(&gateway_listener, &config, &peers, &gateway_shutdown)?;
         let dashboard_link = dashboard.link();
         let mut tasks = Vec::new();
         for (service, listener) in ServiceName::ALL.into_iter().zip(listeners) {

@@ -39,10 +39,12 @@ const fragment = new URLSearchParams(location.hash.slice(1));
 const token = fragment.get('token') || '';
 const compareToken = fragment.get('compare_token') || token;
 
+// Said beside a control that would work with the token.
+const NEEDS_TOKEN = 'needs the dashboard token: open the dashboard link `converge serve` or `converge up` printed (…/dashboard#token=…)';
+
 const systems = [];
 let rateMax = 5000;
 let lastUserMove = 0;
-let controls = {};
 
 // ---- helpers ------------------------------------------------------------------------------
 
@@ -85,6 +87,14 @@ function when(atMs) {
   return atMs ? new Date(atMs).toLocaleTimeString() : '–';
 }
 
+// A span of time, to the second: "45 s", "3 min 12 s", "2 h 5 min".
+function duration(spanMs) {
+  const s = Math.max(0, Math.round(spanMs / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
 function withPeer(path, system) {
   if (!system.peer) return path;
   return `${path}${path.includes('?') ? '&' : '?'}peer=${encodeURIComponent(system.peer)}`;
@@ -108,11 +118,13 @@ function status(message, isError = false) {
   node.classList.toggle('error', isError);
 }
 
-async function post(system, path, body) {
+// A control request to `system`'s dashboard, with its token; resolves to the answer's JSON
+// or throws with the server's error.
+async function request(system, method, path, body) {
   const response = await fetch(withPeer(path, system), {
-    method: 'POST',
+    method,
     headers: { 'content-type': 'application/json', 'x-dashboard-token': system.token },
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
   if (!response.ok) {
@@ -122,6 +134,8 @@ async function post(system, path, body) {
   }
   return text ? JSON.parse(text) : null;
 }
+
+const post = (system, path, body) => request(system, 'POST', path, body);
 
 // ---- one followed system ----------------------------------------------------------------
 
@@ -142,9 +156,12 @@ function addSystem(peer, systemToken) {
   const system = {
     index, peer, root, charts, token: systemToken, name: peer || location.origin,
     history: [], last: null, timeline: null, authorized: false,
+    // Dead letters whose body the user opened: "service/id" -> the body, pretty-printed.
+    bodies: new Map(),
   };
   systems.push(system);
   buildServiceRows(system);
+  buildOperateRows(system);
   connect(system);
   checkToken(system);
   return system;
@@ -155,7 +172,10 @@ function buildServiceRows(system) {
   for (const name of SERVICES) {
     const row = el('tr', { 'data-service': name },
       el('th', { scope: 'row' }, el('span', { class: 'swatch', style: `background:${COLORS[name]}` }), name),
-      el('td', { 'data-field': 'state' }, el('span', { class: 'pill state', text: '–' })));
+      el('td', { 'data-field': 'state' },
+        el('span', { class: 'pill state', text: '–' }),
+        el('span', { class: 'since' }),
+        el('div', { class: 'last-error' })));
     for (const field of ['lag-p50', 'lag-p99', 'lag-max', 'applied-per-s', 'backlog', 'in-doubt', 'dead-letters']) {
       row.append(el('td', { 'data-field': field, class: 'num', text: '–' }));
     }
@@ -226,7 +246,10 @@ function updateAuth() {
   const input = document.getElementById('rate-input');
   slider.disabled = input.disabled = !any;
   for (const button of document.querySelectorAll('#presets button')) button.disabled = !any;
-  renderFaultControls();
+  for (const system of systems) {
+    renderOperate(system);
+    if (system.last) renderDeadLetters(system, system.last);
+  }
 }
 
 // ---- drawing a snapshot -----------------------------------------------------------------
@@ -264,12 +287,7 @@ function render(system, s) {
   for (const service of s.services) {
     const row = root.querySelector(`tr[data-service=${service.name}]`);
     if (!row) continue;
-    const state = row.querySelector('[data-field=state] .pill');
-    const stateText = service.state === 'stuck' && service.stuck_since_ms
-      ? `stuck since ${when(service.stuck_since_ms)}` : service.state;
-    state.textContent = stateText;
-    state.className = `pill state state-${service.state}`;
-    state.title = service.last_error || '';
+    renderState(row.querySelector('[data-field=state]'), service, s.at_ms);
     setFigure(row.querySelector('[data-field=lag-p50]'), ms(service.lag_p50_ms), service.lag_p50_ms);
     setFigure(row.querySelector('[data-field=lag-p99]'), ms(service.lag_p99_ms), service.lag_p99_ms);
     setFigure(row.querySelector('[data-field=lag-max]'), ms(service.lag_max_ms), service.lag_max_ms);
@@ -281,20 +299,37 @@ function render(system, s) {
 
   renderCharts(system, s);
   renderRecent(system, s);
+  renderOperate(system);
   renderDeadLetters(system, s);
 
-  // The controls follow the first system's limits and abilities.
+  // The slider follows the first system's limits.
   if (system.index === 0) {
     if (s.limits.rate_max_per_s !== rateMax) {
       rateMax = s.limits.rate_max_per_s;
       document.getElementById('rate-input').max = rateMax;
     }
-    if (JSON.stringify(controls) !== JSON.stringify(s.controls)) {
-      controls = s.controls;
-      renderFaultControls();
-    }
     if (Date.now() - lastUserMove > SLIDER_HOLD_MS) showRate(s.load.rate_per_s);
   }
+}
+
+// A service's state, since when (the service's word when it is stuck, else when this page
+// saw it change), and its last error: in red while stuck, muted once it recovered (services
+// keep their last error).
+function renderState(cell, service, nowMs) {
+  const pill = cell.querySelector('.pill');
+  if (pill.textContent !== service.state) pill.textContent = service.state;
+  pill.className = `pill state state-${service.state}`;
+  const since = cell.querySelector('.since');
+  const span = duration(nowMs - service.state_since_ms);
+  setText(cell, '.since', service.state === 'stuck' ? ` since ${when(service.state_since_ms)} (${span})` : ` for ${span}`);
+  since.title = `since ${new Date(service.state_since_ms).toLocaleString()}, ${service.state_since_source === 'service'
+    ? 'as the service says' : 'as this page saw it change (to within a snapshot)'}`;
+  const error = cell.querySelector('.last-error');
+  const text = service.last_error
+    ? (service.state === 'stuck' ? service.last_error : `last error (recovered): ${service.last_error}`) : '';
+  if (error.textContent !== text) error.textContent = text;
+  error.title = text;
+  error.classList.toggle('bad', service.state === 'stuck');
 }
 
 function renderCharts(system, s) {
@@ -333,6 +368,9 @@ function renderRecent(system, s) {
   const list = system.root.querySelector('[data-field=recent]');
   const ids = s.load.recent.map((o) => o.id).join(',');
   if (list.dataset.ids === ids) return;
+  // Under load the list turns over twice a second; redrawn under the pointer, it would move
+  // the order the user is about to click. It holds still while hovered.
+  if (list.matches(':hover')) return;
   list.dataset.ids = ids;
   list.replaceChildren();
   if (s.load.recent.length === 0) {
@@ -348,34 +386,189 @@ function renderRecent(system, s) {
   }
 }
 
+// Why a control is off, or null when it works: the server's reason, the token, then what
+// the control itself needs (`ready`, else `why`).
+function offReason(system, control, ready = true, why = null) {
+  if (!control) return 'waiting for the first snapshot';
+  if (!control.enabled) return control.reason;
+  if (!system.authorized) return NEEDS_TOKEN;
+  return ready ? null : why;
+}
+
+function enable(node, reason, title) {
+  node.disabled = reason != null;
+  node.title = reason || title;
+}
+
+const LETTER_ACTIONS = {
+  body: 'show the event as it came (operators only: the public listing leaves it out)',
+  replay: 'apply the event again: it leaves the list if it applies now, else stays with the new error',
+  discard: 'remove it from the list without applying it',
+};
+
 function renderDeadLetters(system, s) {
   const body = system.root.querySelector('table.dead-letters tbody');
-  setText(system.root, '[data-field=dead-total]', s.dead_letters.total > s.dead_letters.shown.length
-    ? `${s.dead_letters.shown.length} newest of ${s.dead_letters.total}` : '');
-  const key = s.dead_letters.shown.map((d) => `${d.service}/${d.event_id}`).join(',') + JSON.stringify(controls);
+  const shown = s.dead_letters.shown;
+  setText(system.root, '[data-field=dead-total]', s.dead_letters.total > shown.length
+    ? `${shown.length} newest of ${s.dead_letters.total}` : '');
+  const reason = offReason(system, s.controls.dead_letters);
+  // Forget the bodies of letters that are gone.
+  const listed = new Set(shown.map((d) => `${d.service}/${d.id}`));
+  for (const id of [...system.bodies.keys()]) if (!listed.has(id)) system.bodies.delete(id);
+  const key = JSON.stringify([shown.map((d) => [d.service, d.id, d.attempts, d.error]), reason, [...system.bodies.keys()]]);
   if (body.dataset.key === key) return;
   body.dataset.key = key;
   body.replaceChildren();
-  if (s.dead_letters.shown.length === 0) {
+  if (shown.length === 0) {
     body.append(el('tr', { class: 'empty' }, el('td', { colSpan: 6, text: 'none' })));
     return;
   }
-  for (const d of s.dead_letters.shown) {
+  for (const d of shown) {
+    const id = `${d.service}/${d.id}`;
     const actions = el('td', { class: 'actions' });
-    for (const action of ['replay', 'discard']) {
-      const button = el('button', {
-        type: 'button', text: action, disabled: !(controls.dead_letters && system.authorized),
-        title: controls.dead_letters ? `${action} this event` : controls.disabled_reason,
-      });
-      button.addEventListener('click', () => act(system,
-        `/dashboard/api/dead-letters/${encodeURIComponent(d.service)}/${encodeURIComponent(d.event_id)}/${action}`, {}));
+    for (const [action, title] of Object.entries(LETTER_ACTIONS)) {
+      const label = action === 'body' && system.bodies.has(id) ? 'hide body' : action;
+      const button = el('button', { type: 'button', text: label, 'data-action': action });
+      enable(button, reason, title);
+      button.addEventListener('click', () => (action === 'body' ? toggleBody(system, d) : actOnLetter(system, d, action)));
       actions.append(button);
     }
-    body.append(el('tr', { 'data-event': d.event_id },
+    body.append(el('tr', { 'data-dead': id, 'data-event': d.event_id },
       el('td', { text: d.service }), el('td', { text: `${d.feed} · ${d.seq}` }),
-      el('td', { class: 'error-text', text: d.error }), el('td', { class: 'num', text: String(d.attempts) }),
+      el('td', { class: 'error-text' }, el('div', { class: 'clamp', text: d.error, title: d.error })),
+      el('td', { class: 'num', 'data-field': 'attempts', text: String(d.attempts) }),
       el('td', { text: when(d.recorded_at_ms) }), actions));
+    if (system.bodies.has(id)) {
+      body.append(el('tr', { class: 'dead-body', 'data-dead-body': id },
+        el('td', { colSpan: 6 }, el('pre', { text: system.bodies.get(id) }))));
+    }
   }
+}
+
+function redrawDeadLetters(system) {
+  system.root.querySelector('table.dead-letters tbody').dataset.key = '';
+  if (system.last) renderDeadLetters(system, system.last);
+}
+
+function deadStatus(system, message, isError = false) {
+  const node = system.root.querySelector('[data-field=dead-status]');
+  node.textContent = message;
+  node.classList.toggle('error', isError);
+}
+
+async function toggleBody(system, d) {
+  const id = `${d.service}/${d.id}`;
+  if (system.bodies.has(id)) {
+    system.bodies.delete(id);
+  } else {
+    try {
+      const letter = await request(system, 'GET', `/dashboard/api/dead-letters/${encodeURIComponent(d.service)}/${d.id}`);
+      system.bodies.set(id, JSON.stringify(letter.body, null, 2));
+    } catch (error) {
+      deadStatus(system, `cannot read ${d.service}'s dead letter ${d.id}: ${error.message}`, true);
+      return;
+    }
+  }
+  redrawDeadLetters(system);
+}
+
+async function actOnLetter(system, d, action) {
+  const what = `${d.service}'s dead letter ${d.id} (${d.feed} · ${d.seq})`;
+  deadStatus(system, `${action === 'replay' ? 'replaying' : 'discarding'} ${what}…`);
+  try {
+    await post(system, `/dashboard/api/dead-letters/${encodeURIComponent(d.service)}/${d.id}/${action}`, {});
+    deadStatus(system, action === 'replay' ? `replayed ${what}: it applied, and left the list` : `discarded ${what}`);
+  } catch (error) {
+    deadStatus(system, `${action} of ${what} refused: ${error.message}`, true);
+  }
+}
+
+// ---- operating the services -----------------------------------------------------------
+
+function operateStatus(system, message, isError = false) {
+  const node = system.root.querySelector('[data-field=operate-status]');
+  node.textContent = message;
+  node.classList.toggle('error', isError);
+}
+
+async function operate(system, path, body, done) {
+  try {
+    await post(system, path, body);
+    operateStatus(system, done);
+  } catch (error) {
+    operateStatus(system, error.message, true);
+  }
+}
+
+function buildOperateRows(system) {
+  const body = system.root.querySelector('table.operate tbody');
+  for (const name of SERVICES) {
+    const input = el('input', {
+      type: 'number', min: 0, max: 60000, step: 10, placeholder: 'ms',
+      'data-field': 'delay-input', 'aria-label': `${name} processing delay (ms)`,
+    });
+    const set = el('button', { type: 'button', text: 'set', 'data-action': 'set-delay' });
+    const submit = () => {
+      const max = Number(input.max);
+      const value = Number(input.value);
+      if (input.value === '' || !Number.isInteger(value) || value < 0 || value > max) {
+        operateStatus(system, `a processing delay is a whole number of ms from 0 to ${max}`, true);
+        return;
+      }
+      operate(system, `/dashboard/api/services/${name}/delay`, { delay_ms: value },
+        `${name}'s processing delay set to ${value} ms`);
+    };
+    set.addEventListener('click', submit);
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') submit();
+    });
+    const button = (action, text, done) => {
+      const b = el('button', { type: 'button', text, 'data-action': action });
+      if (done) b.addEventListener('click', () => operate(system, `/dashboard/api/services/${name}/${action}`, {}, done));
+      return b;
+    };
+    body.append(el('tr', { 'data-service': name },
+      el('th', { scope: 'row' }, el('span', { class: 'swatch', style: `background:${COLORS[name]}` }), name),
+      el('td', { class: 'delay' },
+        el('span', { class: 'delay-now', 'data-field': 'delay-now', text: '–' }), input, set),
+      el('td', {},
+        button('pause', 'pause', `${name}'s consumers paused: its backlog grows until resumed`),
+        button('resume', 'resume', `${name}'s consumers resumed`)),
+      // Drawn, never enabled yet: see the note under the table.
+      el('td', {}, button('kill', 'kill'), button('restart', 'restart'))));
+  }
+}
+
+// The controls of a system's card, from its latest snapshot and whether its token works.
+function renderOperate(system) {
+  const s = system.last;
+  const c = s ? s.controls : {};
+  const max = s ? s.limits.processing_delay_ms_max : 60000;
+  for (const row of system.root.querySelectorAll('table.operate tbody tr')) {
+    const name = row.dataset.service;
+    const service = s ? s.services.find((r) => r.name === name) : null;
+    const delay = service ? service.delay_ms : null;
+    setFigure(row.querySelector('[data-field=delay-now]'), delay == null ? 'now –' : `now ${delay} ms`, delay);
+    const input = row.querySelector('[data-field=delay-input]');
+    if (Number(input.max) !== max) input.max = max;
+    const delayReason = offReason(system, c.delays);
+    enable(input, delayReason, `ms per two-phase-commit step or batch of events, 0 to ${max}`);
+    enable(row.querySelector('[data-action=set-delay]'), delayReason, `set ${name}'s processing delay`);
+    const consumes = Boolean(service && service.consumes);
+    const none = !service || service.state === 'unreachable'
+      ? `${name} does not answer`
+      : `${name} consumes no feed here (Account never does; no service does in strong mode)`;
+    enable(row.querySelector('[data-action=pause]'),
+      offReason(system, c.pause, consumes && service.state !== 'paused', consumes ? 'already paused' : none),
+      'stop taking events (after the batch in hand)');
+    enable(row.querySelector('[data-action=resume]'),
+      offReason(system, c.pause, consumes && service.state !== 'running', consumes ? 'not paused' : none),
+      'take events again');
+    for (const action of ['kill', 'restart']) {
+      enable(row.querySelector(`[data-action=${action}]`), offReason(system, c.kill), `${action} ${name}'s process`);
+    }
+  }
+  setText(system.root, '[data-field=kill-note]', c.kill && !c.kill.enabled ? `Kill and restart: ${c.kill.reason}.` : '');
 }
 
 // ---- one order's life --------------------------------------------------------------------
@@ -461,45 +654,6 @@ async function sendRate(rate) {
   else status(rate === 0 ? 'load stopped' : `offering ${rate} orders/s`);
 }
 
-async function act(system, path, body) {
-  try {
-    await post(system, path, body);
-    status('done');
-  } catch (error) {
-    status(error.message, true);
-  }
-}
-
-function renderFaultControls() {
-  const body = document.querySelector('#fault-controls tbody');
-  const authorized = systems.length > 0 && systems[0].authorized;
-  const reason = controls.disabled_reason || 'needs phase 2';
-  document.getElementById('faults-tag').hidden = Boolean(controls.delays && controls.pause);
-  body.replaceChildren();
-  for (const name of SERVICES) {
-    const delay = el('input', { type: 'number', min: 0, max: 10000, value: 0, disabled: !(controls.delays && authorized), title: controls.delays ? 'ms per batch or step' : reason, 'aria-label': `${name} processing delay (ms)` });
-    const setDelay = el('button', { type: 'button', text: 'set', disabled: delay.disabled, title: delay.title });
-    setDelay.addEventListener('click', () => {
-      for (const system of systems) act(system, `/dashboard/api/services/${name}/delay`, { delay_ms: Number(delay.value) });
-    });
-    // Side by side, a control acts on every system followed, as the slider does.
-    const button = (label, path, enabled, title) => {
-      const b = el('button', { type: 'button', text: label, disabled: !(enabled && authorized), title: enabled ? title : reason });
-      b.addEventListener('click', () => {
-        for (const system of systems) act(system, path, {});
-      });
-      return b;
-    };
-    body.append(el('tr', { 'data-service': name },
-      el('th', { scope: 'row', text: name }),
-      el('td', {}, delay, el('span', { class: 'unit', text: ' ms ' }), setDelay),
-      el('td', {}, button('pause', `/dashboard/api/services/${name}/pause`, controls.pause, 'stop applying events'),
-        button('resume', `/dashboard/api/services/${name}/resume`, controls.pause, 'apply events again')),
-      el('td', {}, button('kill', `/dashboard/api/services/${name}/kill`, controls.kill, 'stop this service\'s process'),
-        button('restart', `/dashboard/api/services/${name}/restart`, controls.kill, 'start it again'))));
-  }
-}
-
 function setUpControls() {
   const slider = document.getElementById('rate-slider');
   const input = document.getElementById('rate-input');
@@ -521,7 +675,6 @@ function setUpControls() {
     else next.searchParams.delete('compare');
     location.assign(next.toString());
   });
-  renderFaultControls();
 }
 
 // Charts are drawn at the canvas's size: redraw on resize.

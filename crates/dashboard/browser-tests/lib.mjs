@@ -1,7 +1,7 @@
 // Helpers of the browser tests: real `converge serve` processes on free ports, and Debian's
 // chromium driven by playwright-core. Nothing here downloads anything.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +73,7 @@ export async function startSystem({ mode, token, extra = [] }) {
   return {
     mode,
     link,
+    dataDir,
     base: url.origin,
     token: new URLSearchParams(url.hash.slice(1)).get('token'),
     stderr: () => stderr,
@@ -90,6 +91,42 @@ export async function startSystem({ mode, token, extra = [] }) {
       return Date.now() - started;
     },
   };
+}
+
+// How long a write behind a service's back waits for the service's own writer: SQLite lets
+// one writer in at a time, and a service under load holds the lock for a batch at a time.
+const SQLITE_BUSY_TIMEOUT_S = 10;
+
+// Runs SQL statements in one transaction on a service's own SQLite file, behind its back,
+// as a buggy producer or an operator's fix would (Python's sqlite3: nothing to install).
+// `statements` is a list of [sql, params].
+export function sqlite(dbPath, statements) {
+  const script = `
+import json, sqlite3, sys
+job = json.load(sys.stdin)
+db = sqlite3.connect(job["db"], timeout=${SQLITE_BUSY_TIMEOUT_S})
+with db:
+    for sql, params in job["statements"]:
+        db.execute(sql, params)
+db.close()
+`;
+  const run = spawnSync('python3', ['-c', script], {
+    input: JSON.stringify({ db: dbPath, statements }),
+    encoding: 'utf8',
+  });
+  if (run.error) throw run.error;
+  if (run.status !== 0) throw new Error(`python3 sqlite3 on ${dbPath} failed: ${run.stderr}`);
+}
+
+// A JSON request to a system's public API; resolves to [status, body].
+export async function api(base, method, path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return [response.status, text ? JSON.parse(text) : null];
 }
 
 // Debian's chromium, headless, with a fresh profile; resolves to a browser context.

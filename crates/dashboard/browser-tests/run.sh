@@ -7,7 +7,8 @@
 #
 # CONVERGE_BIN names a converge binary to use instead of building one (e.g. a release
 # build for the screenshot); CHROMIUM names the browser (default /usr/bin/chromium).
-# A missing browser, node or playwright-core fails: these tests never skip.
+# A missing browser, node, python3 (its sqlite3 module writes poison events) or
+# playwright-core fails: these tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +19,11 @@ if [ ! -x "$CHROMIUM" ]; then
 fi
 if ! command -v node >/dev/null; then
   echo "error: node is missing: apt-get install -y nodejs npm" >&2
+  exit 1
+fi
+# The dead-letter test writes a poison event into a service's SQLite file behind its back.
+if ! python3 -c 'import sqlite3' 2>/dev/null; then
+  echo "error: python3 with its sqlite3 module is missing: apt-get install -y python3" >&2
   exit 1
 fi
 if [ ! -d node_modules/playwright-core ]; then

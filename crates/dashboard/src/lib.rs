@@ -4,12 +4,16 @@
 //! gateway's public routes (`/progress`, `/metrics`, `/dead-letters` and the per-order reads),
 //! and its load is ordinary `POST /orders` on the seeded workload. It depends on no service
 //! and not on the gateway, so it shows what any client could see, and it can follow a second
-//! system on another address beside the first (modes side by side).
+//! system on another address beside the first (modes side by side). Its other controls —
+//! a service's processing delay, pausing its consumers, dead letters — are operators' acts
+//! that no public route offers: for those it is given the services' own addresses and the
+//! shared secret ([`admin`]), and it calls their internal routes.
 //!
 //! A tour:
 //! - [`router`]: the page, its assets, the event stream and the control routes.
 //! - [`sampler`]: the loop that reads the system and pushes a [`snapshot::Snapshot`] to
 //!   every open page, [`snapshot::SNAPSHOT_INTERVAL`] apart.
+//! - [`admin`]: the services' internal routes, for the controls (and the delays in force).
 //! - [`readings`]: what the gateway's answers mean — backlog, consumer state, windows over
 //!   cumulative metrics — as pure, tested functions.
 //! - [`load`]: the open-loop generator behind the page's slider.
@@ -22,7 +26,9 @@
 //! binary with `include_str!`: no CDN, no build step, nothing fetched at run time, and a
 //! `Content-Security-Policy` that lets the browser load nothing from elsewhere.
 
+pub mod admin;
 pub mod assets;
+mod controls;
 pub mod load;
 pub mod peer;
 pub mod readings;
@@ -49,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+pub use admin::ServiceAdmin;
 pub use token::Token;
 
 use loadgen::workload::Client;
@@ -76,6 +83,10 @@ pub struct DashboardConfig {
     pub token: Token,
     /// Seed of the load's workload: the same seed offers the same orders.
     pub seed: u64,
+    /// The services' own addresses and the secret of their internal routes, for the
+    /// controls that no public route offers (delays, pausing consumers, dead letters).
+    /// `None`: those controls are shown disabled, saying why.
+    pub services: Option<ServiceAdmin>,
     /// Cancelled when the server shuts down: event streams end and background tasks stop,
     /// so that a graceful shutdown is not held open by a page still watching.
     pub shutdown: CancellationToken,
@@ -90,8 +101,15 @@ impl DashboardConfig {
             label: label.into(),
             token,
             seed: 7,
+            services: None,
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// The same, with the controls that act on the services through `services`.
+    pub fn with_services(mut self, services: ServiceAdmin) -> Self {
+        self.services = Some(services);
+        self
     }
 
     /// The link to print: the page, with the control token in the fragment.
@@ -113,6 +131,7 @@ impl std::fmt::Debug for DashboardConfig {
             .field("label", &self.label)
             .field("token", &self.token)
             .field("seed", &self.seed)
+            .field("services", &self.services)
             .finish_non_exhaustive()
     }
 }
@@ -151,9 +170,16 @@ struct AppState {
 /// - `GET /dashboard/api/auth`: `204` if the request carries the token, else `401`.
 /// - `POST /dashboard/api/load` `{"rate_per_s": N}`: the offered load (token).
 /// - `GET /dashboard/api/orders/{id}/timeline`: one order's life.
-/// - phase 2, answered `501` for now (token): `POST /dashboard/api/services/{service}/delay`
-///   `{"delay_ms": N}`, `…/pause`, `…/resume`, and
-///   `POST /dashboard/api/dead-letters/{service}/{id}/replay` and `…/discard`.
+/// - `POST /dashboard/api/services/{service}/delay` `{"delay_ms": N}`: that service's
+///   processing delay (token).
+/// - `POST /dashboard/api/services/{service}/pause` and `…/resume`: its consumers (token).
+/// - `GET /dashboard/api/dead-letters/{service}/{id}`: a dead letter with its event's body
+///   (token: the public listing leaves bodies out); `POST …/{id}/replay` and `…/discard`.
+/// - `POST /dashboard/api/services/{service}/kill` and `…/restart`: answered `501` (token):
+///   they need the services as separate processes under a supervisor (see
+///   [`snapshot::KILL_DISABLED_REASON`]).
+///
+/// Without [`DashboardConfig::services`], the controls that need them answer `501`.
 ///
 /// Every route but the page and its assets takes `?peer=http://127.0.0.1:PORT` to ask the
 /// dashboard of another system on this machine instead (see [`peer`]).
@@ -191,16 +217,37 @@ pub fn router(config: DashboardConfig) -> Router {
         .route("/dashboard/api/auth", get(auth))
         .route("/dashboard/api/load", post(set_load))
         .route("/dashboard/api/orders/{id}/timeline", get(order_timeline))
-        .route("/dashboard/api/services/{service}/delay", post(phase_two))
-        .route("/dashboard/api/services/{service}/pause", post(phase_two))
-        .route("/dashboard/api/services/{service}/resume", post(phase_two))
+        .route(
+            "/dashboard/api/services/{service}/delay",
+            post(controls::set_delay),
+        )
+        .route(
+            "/dashboard/api/services/{service}/pause",
+            post(controls::pause),
+        )
+        .route(
+            "/dashboard/api/services/{service}/resume",
+            post(controls::resume),
+        )
+        .route(
+            "/dashboard/api/services/{service}/kill",
+            post(controls::no_supervisor),
+        )
+        .route(
+            "/dashboard/api/services/{service}/restart",
+            post(controls::no_supervisor),
+        )
+        .route(
+            "/dashboard/api/dead-letters/{service}/{id}",
+            get(controls::dead_letter_body),
+        )
         .route(
             "/dashboard/api/dead-letters/{service}/{id}/replay",
-            post(phase_two),
+            post(controls::replay),
         )
         .route(
             "/dashboard/api/dead-letters/{service}/{id}/discard",
-            post(phase_two),
+            post(controls::discard),
         )
         .layer(middleware::from_fn_with_state(state.clone(), follow_peer));
     Router::new()
@@ -318,16 +365,16 @@ async fn events(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Why a control request without the token is refused.
+const UNAUTHORIZED: &str = "controls need the dashboard token: open the dashboard link \
+    `converge serve` or `converge up` printed (…/dashboard#token=…)";
+
 /// The answer to a control request without the token.
 struct Unauthorized;
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "controls need the dashboard token: open the link `converge serve` printed \
-             (…/dashboard#token=…)",
-        )
+        error(StatusCode::UNAUTHORIZED, UNAUTHORIZED)
     }
 }
 
@@ -404,16 +451,4 @@ async fn order_timeline(State(state): State<AppState>, Path(id): Path<String>) -
         }
         Err(timeline::TimelineError::Unavailable(why)) => error(StatusCode::BAD_GATEWAY, why),
     }
-}
-
-/// The controls that need the services' admin routes (phase 2): the token is checked as it
-/// will be, then `501`, so the page's buttons already have their routes.
-async fn phase_two(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = check_token(&state.inner, &headers) {
-        return refused.into_response();
-    }
-    error(
-        StatusCode::NOT_IMPLEMENTED,
-        snapshot::Controls::default().disabled_reason,
-    )
 }

@@ -6,15 +6,17 @@
 //! - [`HistogramWindow`]: the services' histograms are cumulative since they started; the
 //!   page wants the last few seconds, so a window subtracts an older reading from the latest.
 //! - [`counter_sum`] and [`CounterWindow`]: a counter's rate over the same window.
+//! - [`StateClock`]: since when each service has been in the state it shows.
 //!
 //! # Consumer state
 //!
-//! `GET /progress` answers each service's `/internal/status`. Phase 2 adds, per consumer,
-//! `state` (`running`, `paused` or `stuck`), `stuck_since_ms` and `last_error`. Until the
-//! exact place is settled this reads all three where they are most likely to be: on the
-//! service's status itself, or in a `consumers` object keyed by feed (or a list of such
-//! objects). A service shows its worst consumer: stuck before paused before running. With no
-//! `state` anywhere it is `running`, as every consumer is today unless it has stopped.
+//! `GET /progress` answers each service's `/internal/status`, whose `consumers` object has,
+//! per feed, `state` (`running`, `standby`, `paused` or `stuck`), `stuck_since_ms` and
+//! `last_error`. A service shows its worst consumer: stuck before paused before standby
+//! before running. The reader also takes a `state` on the service's status itself, or a list
+//! of consumers, so that a change of shape reads as a state rather than as nothing; with no
+//! `state` anywhere a service is `running` (a service that consumes nothing, such as Account,
+//! has nothing to stop).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -29,7 +31,11 @@ use serde_json::Value;
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Running,
+    /// Another instance of the service holds the feed; this one waits to take over.
+    Standby,
+    /// Paused by an operator.
     Paused,
+    /// The batch in hand keeps failing and is being retried.
     Stuck,
     /// The service did not answer `GET /internal/status` (it is absent from `/progress`).
     Unreachable,
@@ -39,6 +45,7 @@ impl State {
     fn parse(s: &str) -> Option<Self> {
         match s {
             "running" => Some(State::Running),
+            "standby" => Some(State::Standby),
             "paused" => Some(State::Paused),
             "stuck" => Some(State::Stuck),
             _ => None,
@@ -53,8 +60,12 @@ pub struct ServiceProgress {
     pub state: State,
     /// When the worst consumer got stuck, if it says.
     pub stuck_since_ms: Option<i64>,
-    /// The error of the worst consumer, if it says.
+    /// The error of the worst consumer, if it says. Kept by the service after it recovers,
+    /// so a running service may still show the last thing that went wrong.
     pub last_error: Option<String>,
+    /// Whether it consumes a feed here, so that pausing means something (Account never
+    /// does; no service does in strong mode).
+    pub consumes: bool,
     /// Events written by the feeds this service reads and not yet applied by it; `None` when
     /// a producer's head is unknown (that producer did not answer).
     pub backlog: Option<i64>,
@@ -85,6 +96,7 @@ pub fn services_from_progress(progress: &Value) -> Vec<ServiceProgress> {
                     state: State::Unreachable,
                     stuck_since_ms: None,
                     last_error: None,
+                    consumes: false,
                     backlog: None,
                     backlog_by_feed: Vec::new(),
                     in_doubt: 0,
@@ -116,6 +128,7 @@ pub fn services_from_progress(progress: &Value) -> Vec<ServiceProgress> {
                 state,
                 stuck_since_ms,
                 last_error,
+                consumes: !backlog_by_feed.is_empty(),
                 backlog,
                 backlog_by_feed,
                 in_doubt: status.get("in_doubt").and_then(Value::as_i64).unwrap_or(0),
@@ -153,6 +166,49 @@ fn worst_consumer(status: &Value) -> (State, Option<i64>, Option<String>) {
         }
     }
     worst
+}
+
+/// Where a state's start time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinceSource {
+    /// The service said (`stuck_since_ms`).
+    Service,
+    /// The dashboard saw the state change between two of its readings: the start is known
+    /// to within a snapshot interval, and only since the dashboard started watching.
+    Observed,
+}
+
+/// Since when each service has been in its state. Services report since when they are
+/// stuck, not since when they are paused or running; the clock fills that in from the
+/// readings it is shown, keeping the start of a state for as long as the state lasts.
+#[derive(Debug, Clone, Default)]
+pub struct StateClock {
+    /// Per service name: the state and when it started.
+    started: Vec<(&'static str, State, i64, SinceSource)>,
+}
+
+impl StateClock {
+    /// Takes `service`'s state as read at `now_ms` (and since when the service says it is
+    /// stuck); answers since when it has been in that state, and who says so.
+    pub fn observe(
+        &mut self,
+        service: &'static str,
+        state: State,
+        reported_since_ms: Option<i64>,
+        now_ms: i64,
+    ) -> (i64, SinceSource) {
+        let (since, source) = match reported_since_ms {
+            Some(since) => (since, SinceSource::Service),
+            None => match self.started.iter().find(|(name, ..)| *name == service) {
+                Some(&(_, previous, since, source)) if previous == state => (since, source),
+                _ => (now_ms, SinceSource::Observed),
+            },
+        };
+        self.started.retain(|(name, ..)| *name != service);
+        self.started.push((service, state, since, source));
+        (since, source)
+    }
 }
 
 /// Readings of one cumulative histogram, kept for a window: the difference between the
@@ -404,6 +460,71 @@ mod tests {
         assert_eq!(by_name(&services, "stats").state, State::Paused);
         // Unknown words read as running rather than alarming anyone.
         assert_eq!(by_name(&services, "loyalty").state, State::Running);
+    }
+
+    #[test]
+    fn a_service_consumes_when_it_reports_a_feed_and_standby_ranks_below_paused() {
+        let progress = json!({"services": {
+            "account": {"outbox_head": null, "consumers": {}, "in_doubt": 0},
+            "loyalty": {"outbox_head": null, "in_doubt": 0, "consumers": {
+                "order": {"position": {"tx": 0, "seq": 1}, "state": "standby"}
+            }},
+            "stats": {"outbox_head": null, "in_doubt": 0, "consumers": {
+                "order": {"position": {"tx": 0, "seq": 1}, "state": "paused"},
+                "other": {"position": {"tx": 0, "seq": 1}, "state": "standby"}
+            }}
+        }});
+        let services = services_from_progress(&progress);
+        assert!(!by_name(&services, "account").consumes);
+        assert!(by_name(&services, "loyalty").consumes);
+        assert_eq!(by_name(&services, "loyalty").state, State::Standby);
+        assert_eq!(by_name(&services, "stats").state, State::Paused);
+        // Unreachable: nothing known, nothing to pause.
+        assert!(!by_name(&services, "order").consumes);
+    }
+
+    #[test]
+    fn the_clock_keeps_a_states_start_until_it_changes() {
+        let mut clock = StateClock::default();
+        let seen = SinceSource::Observed;
+        assert_eq!(
+            clock.observe("stats", State::Running, None, 100),
+            (100, seen)
+        );
+        assert_eq!(
+            clock.observe("stats", State::Running, None, 600),
+            (100, seen)
+        );
+        assert_eq!(
+            clock.observe("stats", State::Paused, None, 1_100),
+            (1_100, seen)
+        );
+        assert_eq!(
+            clock.observe("loyalty", State::Running, None, 1_100),
+            (1_100, seen)
+        );
+        assert_eq!(
+            clock.observe("stats", State::Paused, None, 1_600),
+            (1_100, seen)
+        );
+        // A stuck service says since when; the service's word wins.
+        let said = SinceSource::Service;
+        assert_eq!(
+            clock.observe("stats", State::Stuck, Some(900), 2_100),
+            (900, said)
+        );
+        assert_eq!(
+            clock.observe("stats", State::Stuck, Some(900), 2_600),
+            (900, said)
+        );
+        assert_eq!(
+            clock.observe("stats", State::Running, None, 3_100),
+            (3_100, seen)
+        );
+        assert_eq!(
+            clock.observe("loyalty", State::Running, None, 3_100),
+            (1_100, seen)
+        );
     }
 
     fn histogram(buckets: &[(f64, u64)]) -> PromHistogram {

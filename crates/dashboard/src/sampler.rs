@@ -1,5 +1,6 @@
 //! The loop behind the event stream: every [`SNAPSHOT_INTERVAL`] it reads the gateway's
-//! `/progress`, `/metrics` and `/dead-letters`, folds them with the dashboard's own load and
+//! `/progress`, `/metrics` and `/dead-letters` (and, when it has the services' addresses,
+//! each service's processing delay), folds them with the dashboard's own load and
 //! visibility probe into a [`Snapshot`], and publishes it to every open page at once (one
 //! serialized JSON shared by all, however many pages watch).
 //!
@@ -24,7 +25,8 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::Inner;
-use crate::snapshot::{self, Controls, Limits, SNAPSHOT_INTERVAL, Snapshot, Windows};
+use crate::readings::StateClock;
+use crate::snapshot::{self, Controls, Limits, Readings, SNAPSHOT_INTERVAL, Snapshot, Windows};
 
 /// How long a tick waits for its reads before publishing with what it has. Below
 /// [`SNAPSHOT_INTERVAL`], so that a slow read never stretches the gap between snapshots.
@@ -132,11 +134,38 @@ fn wanted(inner: &Inner) -> bool {
     inner.snapshots.receiver_count() > 0 || inner.load.is_active()
 }
 
+/// Each service's processing delay; a service that did not answer is `None`, and the first
+/// such failure is the read's error (the others are most likely the same cause).
+async fn read_delays(admin: crate::ServiceAdmin) -> Result<Vec<Option<u64>>, String> {
+    let answers = admin.delays().await;
+    if answers.iter().all(Result::is_err) {
+        return Err(answers
+            .into_iter()
+            .find_map(Result::err)
+            .unwrap_or_default());
+    }
+    Ok(answers.into_iter().map(Result::ok).collect())
+}
+
+/// What the loop carries from one tick to the next.
+struct Sampling {
+    progress: Reader<Value>,
+    metrics: Reader<String>,
+    letters: Reader<BTreeMap<String, Vec<DeadLetter>>>,
+    delays: Reader<Vec<Option<u64>>>,
+    windows: Windows,
+    clock: StateClock,
+}
+
 async fn run(inner: Arc<Inner>) {
-    let mut progress = Reader::<Value>::new();
-    let mut metrics = Reader::<String>::new();
-    let mut letters = Reader::<BTreeMap<String, Vec<DeadLetter>>>::new();
-    let mut windows = Windows::default();
+    let mut sampling = Sampling {
+        progress: Reader::new(),
+        metrics: Reader::new(),
+        letters: Reader::new(),
+        delays: Reader::new(),
+        windows: Windows::default(),
+        clock: StateClock::default(),
+    };
     let mut ticks = tokio::time::interval(SNAPSHOT_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -151,24 +180,33 @@ async fn run(inner: Arc<Inner>) {
             if wanted(&inner) && !inner.sampler_running.swap(true, Ordering::AcqRel) {
                 continue;
             }
+            // The next page must not be shown this snapshot as live: by the time it comes
+            // the system may have changed (a control used through the API, a restart). It
+            // waits for the next sampler's first snapshot instead, one interval at most.
+            inner.snapshots.send_replace(None);
             break;
         }
+        let s = &mut sampling;
         let client = &inner.client;
-        progress.start(get_json(client.clone(), "/progress"));
-        metrics.start(get_text(client.clone(), "/metrics"));
-        letters.start(get_json(client.clone(), "/dead-letters"));
+        s.progress.start(get_json(client.clone(), "/progress"));
+        s.metrics.start(get_text(client.clone(), "/metrics"));
+        s.letters.start(get_json(client.clone(), "/dead-letters"));
+        if let Some(admin) = &inner.config.services {
+            s.delays.start(read_delays(admin.clone()));
+        }
         let deadline = tokio::time::Instant::now() + READ_BUDGET;
         tokio::join!(
-            progress.settle(deadline),
-            metrics.settle(deadline),
-            letters.settle(deadline)
+            s.progress.settle(deadline),
+            s.metrics.settle(deadline),
+            s.letters.settle(deadline),
+            s.delays.settle(deadline)
         );
         let now = Instant::now();
-        if let (true, Some(text)) = (metrics.take_fresh(), &metrics.latest) {
-            windows.push_metrics(now, text);
+        if let (true, Some(text)) = (s.metrics.take_fresh(), &s.metrics.latest) {
+            s.windows.push_metrics(now, text);
         }
         inner.visibility.rotate_if_due(now, inner.load.rate() > 0);
-        let snapshot = build(&inner, &progress, &metrics, &letters, &windows, now);
+        let snapshot = build(&inner, s, now);
         match serde_json::to_string(&snapshot) {
             Ok(json) => {
                 inner.snapshots.send_replace(Some(Arc::from(json)));
@@ -179,25 +217,38 @@ async fn run(inner: Arc<Inner>) {
     // Readers abort their reads in flight as they drop.
 }
 
-fn build(
-    inner: &Inner,
-    progress: &Reader<Value>,
-    metrics: &Reader<String>,
-    letters: &Reader<BTreeMap<String, Vec<DeadLetter>>>,
-    windows: &Windows,
-    now: Instant,
-) -> Snapshot {
-    let errors: Vec<String> = [&progress.error, &metrics.error, &letters.error]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+fn build(inner: &Inner, s: &mut Sampling, now: Instant) -> Snapshot {
+    let (progress, letters) = (&s.progress, &s.letters);
+    let errors: Vec<String> = [
+        &progress.error,
+        &s.metrics.error,
+        &letters.error,
+        &s.delays.error,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
     let no_letters = BTreeMap::new();
     let by_service = letters.latest.as_ref().unwrap_or(&no_letters);
+    let at_ms = contracts::now_ms();
+    let readings = Readings {
+        progress: progress.latest.as_ref(),
+        metrics: s.metrics.latest.as_deref(),
+        dead_letters: by_service,
+        // A failed read shows no delay rather than the last one: it may have changed since.
+        delays_ms: s
+            .delays
+            .error
+            .is_none()
+            .then_some(s.delays.latest.as_deref())
+            .flatten(),
+        at_ms,
+    };
     Snapshot {
         label: inner.config.label.clone(),
         gateway_url: inner.config.gateway_url.clone(),
-        at_ms: contracts::now_ms(),
+        at_ms,
         reachable: progress.error.is_none() && progress.latest.is_some(),
         errors,
         quiet: progress
@@ -206,16 +257,11 @@ fn build(
             .and_then(|p| p.get("quiet"))
             .and_then(Value::as_bool),
         load: inner.load.view(),
-        orders: windows.orders(),
-        services: snapshot::services(
-            progress.latest.as_ref(),
-            windows,
-            metrics.latest.as_deref(),
-            by_service,
-        ),
+        orders: s.windows.orders(),
+        services: snapshot::services(&readings, &s.windows, &mut s.clock),
         visibility: inner.visibility.view(now),
         dead_letters: snapshot::dead_letters(by_service),
-        controls: Controls::default(),
+        controls: Controls::new(inner.config.services.is_some()),
         limits: Limits::default(),
     }
 }

@@ -12,13 +12,15 @@ use serde_json::Value;
 
 use crate::load::{LoadView, RATE_MAX_PER_S, RECENT_ORDERS_MAX};
 use crate::readings::{
-    CounterWindow, HistogramWindow, ServiceProgress, counter_sum, services_from_progress,
+    CounterWindow, HistogramWindow, ServiceProgress, SinceSource, StateClock, counter_sum,
+    services_from_progress,
 };
 use crate::visibility::VisibilityView;
 
 /// How often a snapshot is pushed. Twice a second reads as live motion on the charts; each
-/// costs the system three reads of the gateway (fifteen internal calls), which is nothing
-/// against the thousands of orders a second the slider can offer.
+/// costs the system three reads of the gateway (fifteen internal calls) and, with the
+/// controls on, one read of each service's processing delay: nothing against the thousands
+/// of orders a second the slider can offer.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The window of the apply-lag percentiles and rates: short enough that raising a delay
@@ -87,6 +89,12 @@ pub struct ServiceView {
     /// Orders applied per second over the window.
     pub applied_per_s: Option<f64>,
     pub dead_letters: usize,
+    /// Since when the service has been in its state, and who says so.
+    pub state_since_ms: i64,
+    pub state_since_source: SinceSource,
+    /// The processing delay in force (the largest among its instances); `None` when the
+    /// dashboard has no access to the services or the service did not answer.
+    pub delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -98,6 +106,8 @@ pub struct DeadLettersView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetterView {
+    /// The service's handle for it: what replay and discard name.
+    pub id: i64,
     pub service: String,
     pub feed: String,
     pub seq: i64,
@@ -107,32 +117,70 @@ pub struct DeadLetterView {
     pub recorded_at_ms: i64,
 }
 
-/// Which controls work on this server. The page draws every control and disables those that
-/// do not, saying why; phase 2 turns these on one by one.
-#[derive(Debug, Clone, Serialize)]
-pub struct Controls {
-    pub load: bool,
-    /// Each service's processing delay.
-    pub delays: bool,
-    /// Pausing and resuming a service's consumers.
-    pub pause: bool,
-    /// Replaying and discarding dead letters.
-    pub dead_letters: bool,
-    /// Killing and restarting a service (separate processes only).
-    pub kill: bool,
-    /// Shown beside a disabled control.
-    pub disabled_reason: &'static str,
+/// Why the controls that act on the services are off on a dashboard given no access to
+/// them (see [`crate::DashboardConfig::services`]).
+pub const NO_SERVICES_REASON: &str = "this dashboard was started without the services' \
+    addresses and secret, so it can only watch them";
+
+/// Why killing and restarting a service is off. Under `converge serve` the five services run
+/// in the page's own process, so killing one would kill them all. Under `converge up` each
+/// runs as its own process, but only the supervisor can stop and start one, and it takes no
+/// requests yet; the dashboard runs in the gateway, a child of that supervisor.
+pub const KILL_DISABLED_REASON: &str = "needs a control route on `converge up`'s supervisor: \
+    under `converge serve` the services share the page's process, and `converge up` takes no \
+    requests from the page yet";
+
+/// One control: whether it works on this server, and if not, why (shown beside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Control {
+    pub enabled: bool,
+    pub reason: Option<&'static str>,
 }
 
-impl Default for Controls {
-    fn default() -> Self {
+impl Control {
+    const ON: Control = Control {
+        enabled: true,
+        reason: None,
+    };
+
+    const fn off(reason: &'static str) -> Self {
+        Control {
+            enabled: false,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// Which controls work on this server. The page draws every control and disables those that
+/// do not, with the reason. Whether a service has consumers to pause is per service
+/// ([`ServiceView`]'s `consumes`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Controls {
+    pub load: Control,
+    /// Each service's processing delay.
+    pub delays: Control,
+    /// Pausing and resuming a service's consumers.
+    pub pause: Control,
+    /// Reading, replaying and discarding dead letters.
+    pub dead_letters: Control,
+    /// Killing and restarting a service (separate processes only).
+    pub kill: Control,
+}
+
+impl Controls {
+    /// The controls of a dashboard with (or without) access to the services.
+    pub fn new(services: bool) -> Self {
+        let on_services = if services {
+            Control::ON
+        } else {
+            Control::off(NO_SERVICES_REASON)
+        };
         Self {
-            load: true,
-            delays: false,
-            pause: false,
-            dead_letters: false,
-            kill: false,
-            disabled_reason: "needs phase 2: the services' admin routes",
+            load: Control::ON,
+            delays: on_services,
+            pause: on_services,
+            dead_letters: on_services,
+            kill: Control::off(KILL_DISABLED_REASON),
         }
     }
 }
@@ -145,6 +193,8 @@ pub struct Limits {
     pub lag_window_s: u64,
     pub recent_orders_max: usize,
     pub dead_letters_shown_max: usize,
+    /// The largest processing delay a service accepts.
+    pub processing_delay_ms_max: u64,
 }
 
 impl Default for Limits {
@@ -155,6 +205,7 @@ impl Default for Limits {
             lag_window_s: LAG_WINDOW.as_secs(),
             recent_orders_max: RECENT_ORDERS_MAX,
             dead_letters_shown_max: DEAD_LETTERS_SHOWN_MAX,
+            processing_delay_ms_max: contracts::internal::PROCESSING_DELAY_MS_MAX,
         }
     }
 }
@@ -226,20 +277,34 @@ impl Windows {
     }
 }
 
-/// Every service's row, from the last `/progress` body (or none), the windows, the last
-/// `/metrics` text (for the since-start maximum) and the dead letters by service.
+/// What the sampler read of the system, for [`services`].
+#[derive(Debug, Clone, Copy)]
+pub struct Readings<'a> {
+    /// The last `/progress` body, if any.
+    pub progress: Option<&'a Value>,
+    /// The last `/metrics` text (for the since-start maximum).
+    pub metrics: Option<&'a str>,
+    pub dead_letters: &'a BTreeMap<String, Vec<DeadLetter>>,
+    /// Each service's processing delay, in [`ServiceName::ALL`] order, when read.
+    pub delays_ms: Option<&'a [Option<u64>]>,
+    /// When these were read, in ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// Every service's row, from what was read, the windows, and the clock of their states.
 pub fn services(
-    progress: Option<&Value>,
+    readings: &Readings<'_>,
     windows: &Windows,
-    metrics: Option<&str>,
-    dead_letters: &BTreeMap<String, Vec<DeadLetter>>,
+    clock: &mut StateClock,
 ) -> Vec<ServiceView> {
     let empty = Value::Null;
-    let progress = services_from_progress(progress.unwrap_or(&empty));
+    let metrics = readings.metrics;
+    let progress = services_from_progress(readings.progress.unwrap_or(&empty));
     progress
         .into_iter()
         .zip(&windows.apply_lag)
-        .map(|(progress, window)| {
+        .enumerate()
+        .map(|(i, (progress, window))| {
             let summary = window.summary();
             let name = progress.name;
             let lag_max_ms = metrics.and_then(|text| {
@@ -253,12 +318,21 @@ pub fn services(
                 (Some(p), Some(max)) => Some(p.min(max)),
                 (p, _) => p,
             };
+            let (state_since_ms, state_since_source) = clock.observe(
+                name,
+                progress.state,
+                progress.stuck_since_ms,
+                readings.at_ms,
+            );
             ServiceView {
                 lag_p50_ms: bounded(summary.and_then(|s| s.p50)),
                 lag_p99_ms: bounded(summary.and_then(|s| s.p99)),
                 lag_max_ms,
                 applied_per_s: summary.map(|s| s.per_s),
-                dead_letters: dead_letters.get(name).map_or(0, Vec::len),
+                dead_letters: readings.dead_letters.get(name).map_or(0, Vec::len),
+                state_since_ms,
+                state_since_source,
+                delay_ms: readings.delays_ms.and_then(|d| d.get(i).copied().flatten()),
                 progress,
             }
         })
@@ -271,6 +345,7 @@ pub fn dead_letters(by_service: &BTreeMap<String, Vec<DeadLetter>>) -> DeadLette
         .iter()
         .flat_map(|(service, letters)| {
             letters.iter().map(move |letter| DeadLetterView {
+                id: letter.id,
                 service: service.clone(),
                 feed: letter.feed.clone(),
                 seq: letter.cursor.seq,
@@ -348,13 +423,29 @@ mod tests {
         }});
         let mut letters = BTreeMap::new();
         letters.insert("stats".to_owned(), vec![letter(1, 1)]);
-        let rows = services(Some(&progress), &windows, Some(&later), &letters);
+        let delays = [Some(0), Some(0), Some(0), None, Some(500)];
+        let readings = Readings {
+            progress: Some(&progress),
+            metrics: Some(&later),
+            dead_letters: &letters,
+            delays_ms: Some(&delays),
+            at_ms: 1_000,
+        };
+        let rows = services(&readings, &windows, &mut StateClock::default());
         let stats = rows.iter().find(|r| r.progress.name == "stats").unwrap();
         assert_eq!(stats.progress.backlog, Some(20));
         assert_eq!(stats.applied_per_s, Some(20.0));
         assert!(stats.lag_p50_ms.unwrap() > 10.0);
         assert_eq!(stats.lag_max_ms, Some(97.0));
         assert_eq!(stats.dead_letters, 1);
+        assert_eq!(stats.delay_ms, Some(500));
+        assert!(stats.progress.consumes);
+        assert_eq!(
+            (stats.state_since_ms, stats.state_since_source),
+            (1_000, SinceSource::Observed)
+        );
+        let loyalty = rows.iter().find(|r| r.progress.name == "loyalty").unwrap();
+        assert_eq!(loyalty.delay_ms, None, "loyalty did not answer");
         // Interpolated in the 10–100 ms bucket, p99 would be 99.1 ms; no lag exceeded 97.
         assert_eq!(stats.lag_p99_ms, Some(97.0));
         let account = rows.iter().find(|r| r.progress.name == "account").unwrap();

@@ -1,8 +1,9 @@
 //! The token that control requests must carry.
 //!
 //! Anyone who can reach the page may watch it: everything it shows is readable through the
-//! public API anyway. Changing the system (the load slider today; delays, pausing consumers,
-//! replaying dead letters in phase 2) needs the token, which `converge serve` prints in the
+//! public API anyway. Changing the system (the load slider, delays, pausing consumers,
+//! replaying or discarding dead letters) and reading a dead letter's body (which the public
+//! listing leaves out) need the token, which `converge serve` prints in the
 //! dashboard link as a URL fragment (`/dashboard#token=…`). A fragment never leaves the
 //! browser in a request line, so it stays out of access logs and `Referer` headers; the page
 //! sends it back in the [`TOKEN_HEADER`] header. A custom header also makes the browser ask

@@ -3,15 +3,21 @@
 //! may use them. (The page itself, in a browser against real systems, is tested by
 //! `browser-tests/`.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use dashboard::{DashboardConfig, Token};
+use contracts::ServiceName;
+use contracts::internal::{
+    DEAD_LETTERS_PATH, PAUSE_PATH, PROCESSING_DELAY_PATH, RESUME_PATH, SECRET_HEADER, STATUS_PATH,
+};
+use dashboard::{DashboardConfig, ServiceAdmin, Token};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -175,14 +181,23 @@ struct Running {
     server: tokio::task::JoinHandle<()>,
 }
 
-/// A fake system and a dashboard of it, each on its own port.
+/// A fake system and a dashboard of it, each on its own port; the dashboard is given no
+/// access to the services.
 async fn start(label: &str) -> Running {
+    start_with(label, |config| config).await
+}
+
+/// The same, with the dashboard's configuration changed by `configure`.
+async fn start_with(
+    label: &str,
+    configure: impl FnOnce(DashboardConfig) -> DashboardConfig,
+) -> Running {
     let fake = Arc::new(Fake::default());
     // The fake serves until the test's runtime ends.
     let (gateway, _) = serve(fake_router(fake.clone()), CancellationToken::new()).await;
     let token = Token::generate();
     let shutdown = CancellationToken::new();
-    let mut config = DashboardConfig::new(gateway, label, token.clone());
+    let mut config = configure(DashboardConfig::new(gateway, label, token.clone()));
     config.shutdown = shutdown.clone();
     let (base, server) = serve(dashboard::router(config), shutdown.clone()).await;
     Running {
@@ -306,8 +321,28 @@ async fn the_event_stream_pushes_what_the_system_says_more_than_once_a_second() 
     assert_eq!(service("loyalty")["state"], "running");
     assert_eq!(snapshot["dead_letters"]["total"], 1);
     assert_eq!(snapshot["dead_letters"]["shown"][0]["event_id"], "evt_7");
-    assert_eq!(snapshot["controls"]["load"], true);
-    assert_eq!(snapshot["controls"]["delays"], false);
+    assert_eq!(snapshot["controls"]["load"]["enabled"], true);
+    // Given no access to the services, their controls are off and say why.
+    assert_eq!(snapshot["controls"]["delays"]["enabled"], false);
+    assert!(
+        snapshot["controls"]["delays"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("without the services' addresses")
+    );
+    assert_eq!(snapshot["controls"]["kill"]["enabled"], false);
+    assert!(
+        snapshot["controls"]["kill"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("converge up")
+    );
+    assert_eq!(service("stats")["delay_ms"], Value::Null);
+    assert_eq!(service("stats")["consumes"], true);
+    assert_eq!(service("account")["consumes"], false);
+    assert_eq!(service("stats")["state_since_ms"], 1_700_000_000_000i64);
+    assert_eq!(service("stats")["state_since_source"], "service");
+    assert_eq!(snapshot["dead_letters"]["shown"][0]["id"], 1);
     assert_eq!(
         snapshot["limits"]["rate_max_per_s"],
         dashboard::load::RATE_MAX_PER_S
@@ -315,7 +350,7 @@ async fn the_event_stream_pushes_what_the_system_says_more_than_once_a_second() 
 }
 
 #[tokio::test]
-async fn controls_need_the_token_and_phase_two_answers_not_implemented() {
+async fn controls_need_the_token_and_without_the_services_answer_not_implemented() {
     let running = start("queue").await;
     let post = |path: &str, token: Option<&str>, body: &str| {
         let mut request = http()
@@ -379,12 +414,14 @@ async fn controls_need_the_token_and_phase_two_answers_not_implemented() {
             .status(),
         413
     );
-    for path in [
-        "/dashboard/api/services/stats/delay",
-        "/dashboard/api/services/stats/pause",
-        "/dashboard/api/services/stats/resume",
-        "/dashboard/api/dead-letters/stats/evt_7/replay",
-        "/dashboard/api/dead-letters/stats/evt_7/discard",
+    for (path, why) in [
+        ("/dashboard/api/services/stats/delay", "addresses"),
+        ("/dashboard/api/services/stats/pause", "addresses"),
+        ("/dashboard/api/services/stats/resume", "addresses"),
+        ("/dashboard/api/dead-letters/stats/1/replay", "addresses"),
+        ("/dashboard/api/dead-letters/stats/1/discard", "addresses"),
+        ("/dashboard/api/services/stats/kill", "supervisor"),
+        ("/dashboard/api/services/stats/restart", "supervisor"),
     ] {
         assert_eq!(
             post(path, None, "{}").await.unwrap().status(),
@@ -396,7 +433,7 @@ async fn controls_need_the_token_and_phase_two_answers_not_implemented() {
             .unwrap();
         assert_eq!(answer.status(), 501, "{path}");
         let body: Value = answer.json().await.unwrap();
-        assert!(body["error"].as_str().unwrap().contains("phase 2"));
+        assert!(body["error"].as_str().unwrap().contains(why), "{body}");
     }
     let auth = |token: Option<&str>| {
         let mut request = http().get(format!("{}/dashboard/api/auth", running.base));
@@ -556,6 +593,301 @@ async fn shutting_down_ends_the_event_streams_of_pages_still_watching() {
     })
     .await;
     assert!(end.is_ok());
+}
+
+/// The shared secret the fake services expect.
+const SECRET: &str = "the-fake-services-shared-secret";
+
+/// One instance of a service's internal admin routes, recording what it is asked.
+#[derive(Default)]
+struct FakeService {
+    /// Whether it consumes a feed (it has something to pause).
+    consumes: bool,
+    delay_ms: AtomicU64,
+    paused: AtomicBool,
+    /// Requests that came without the secret.
+    refused: AtomicU64,
+    /// Dead letters still listed (by id), as replays and discards remove them.
+    letters: Mutex<Vec<i64>>,
+}
+
+/// Dead letter 1 fails again when replayed (a poison event); 2 applies.
+fn fake_service_router(fake: Arc<FakeService>) -> Router {
+    let guard = fake.clone();
+    Router::new()
+        .route(
+            PROCESSING_DELAY_PATH,
+            get(|State(f): State<Arc<FakeService>>| async move {
+                Json(json!({"delay_ms": f.delay_ms.load(Ordering::Relaxed)}))
+            })
+            .post(
+                |State(f): State<Arc<FakeService>>, Json(body): Json<Value>| async move {
+                    f.delay_ms
+                        .store(body["delay_ms"].as_u64().unwrap(), Ordering::Relaxed);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route(
+            STATUS_PATH,
+            get(|State(f): State<Arc<FakeService>>| async move {
+                let state = if f.paused.load(Ordering::Relaxed) {
+                    "paused"
+                } else {
+                    "running"
+                };
+                let consumers = if f.consumes {
+                    json!({"order": {"position": {"tx": 0, "seq": 1}, "state": state}})
+                } else {
+                    json!({})
+                };
+                Json(json!({"consumers": consumers, "in_doubt": 0}))
+            }),
+        )
+        .route(
+            PAUSE_PATH,
+            post(|State(f): State<Arc<FakeService>>| async move {
+                f.paused.store(true, Ordering::Relaxed);
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            RESUME_PATH,
+            post(|State(f): State<Arc<FakeService>>| async move {
+                f.paused.store(false, Ordering::Relaxed);
+                StatusCode::NO_CONTENT
+            }),
+        )
+        .route(
+            DEAD_LETTERS_PATH,
+            get(|State(f): State<Arc<FakeService>>| async move {
+                let listed: Vec<Value> = f
+                    .letters
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|&id| {
+                        json!({"id": id, "feed": "order", "tx": 0, "seq": id, "event_id": format!("evt_{id}"),
+                               "body": {"type": if id == 1 { "Nonsense" } else { "OrderPlaced" }},
+                               "error": "cannot read the event", "attempts": 5, "recorded_at_ms": 1})
+                    })
+                    .collect();
+                Json(json!({"dead_letters": listed}))
+            }),
+        )
+        .route(
+            "/internal/dead-letters/{id}/{act}",
+            post(
+                |State(f): State<Arc<FakeService>>, Path((id, act)): Path<(i64, String)>| async move {
+                    let mut letters = f.letters.lock().unwrap();
+                    if !letters.contains(&id) {
+                        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such dead letter"})))
+                            .into_response();
+                    }
+                    if act == "replay" && id == 1 {
+                        return (
+                            StatusCode::CONFLICT,
+                            Json(json!({"error": "the event failed again: unreadable"})),
+                        )
+                            .into_response();
+                    }
+                    letters.retain(|&l| l != id);
+                    StatusCode::NO_CONTENT.into_response()
+                },
+            ),
+        )
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            let guard = guard.clone();
+            async move {
+                if request.headers().get(SECRET_HEADER).map(|v| v.as_bytes()) != Some(SECRET.as_bytes()) {
+                    guard.refused.fetch_add(1, Ordering::Relaxed);
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                next.run(request).await
+            }
+        }))
+        .with_state(fake)
+}
+
+/// Serves a fake instance of `service`; its state and base URL.
+async fn fake_service(service: ServiceName) -> (Arc<FakeService>, String) {
+    let fake = Arc::new(FakeService {
+        consumes: service != ServiceName::Account,
+        letters: Mutex::new(if service == ServiceName::Stats {
+            vec![1, 2]
+        } else {
+            Vec::new()
+        }),
+        ..Default::default()
+    });
+    let (base, _) = serve(fake_service_router(fake.clone()), CancellationToken::new()).await;
+    (fake, base)
+}
+
+#[tokio::test]
+async fn controls_reach_every_instance_of_a_service_with_the_secret() {
+    // Stats runs as two instances; the others as one.
+    let mut fakes = Vec::new();
+    let mut urls = Vec::new();
+    for service in ServiceName::ALL {
+        let (fake, base) = fake_service(service).await;
+        let mut url = base;
+        fakes.push((service, fake));
+        if service == ServiceName::Stats {
+            let (second, base) = fake_service(service).await;
+            url = format!("{url},{base}");
+            fakes.push((service, second));
+        }
+        urls.push((service, url));
+    }
+    let admin = ServiceAdmin::new(SECRET, |service| {
+        urls.iter().find(|(s, _)| *s == service).unwrap().1.clone()
+    });
+    let running = start_with("queue", |config| config.with_services(admin)).await;
+    let stats: Vec<&Arc<FakeService>> = fakes
+        .iter()
+        .filter(|(s, _)| *s == ServiceName::Stats)
+        .map(|(_, f)| f)
+        .collect();
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: &str| {
+        let mut request = http()
+            .request(method, format!("{}{path}", running.base))
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.header(dashboard::token::TOKEN_HEADER, token);
+        }
+        request.send()
+    };
+    let token = Some(running.token.expose());
+    let post = |path: &str, body: &str| call(reqwest::Method::POST, path, token, body);
+
+    // A delay goes to both Stats instances, and the page is told the delay in force.
+    let set = post(
+        "/dashboard/api/services/stats/delay",
+        r#"{"delay_ms": 250}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(set.status(), 200);
+    assert_eq!(
+        set.json::<Value>().await.unwrap(),
+        json!({"service": "stats", "delay_ms": 250})
+    );
+    assert!(
+        stats
+            .iter()
+            .all(|f| f.delay_ms.load(Ordering::Relaxed) == 250)
+    );
+    let seen = snapshots(&format!("{}/dashboard/events", running.base), 2).await;
+    let rows = seen[1].1["services"].as_array().unwrap().clone();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
+    assert_eq!(row("stats")["delay_ms"], 250);
+    assert_eq!(row("loyalty")["delay_ms"], 0);
+    assert_eq!(seen[1].1["controls"]["delays"]["enabled"], true);
+    // Past the services' own limit, refused here.
+    let too_long = post(
+        "/dashboard/api/services/stats/delay",
+        r#"{"delay_ms": 60001}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(too_long.status(), 422);
+    assert!(
+        stats
+            .iter()
+            .all(|f| f.delay_ms.load(Ordering::Relaxed) == 250)
+    );
+
+    // Pausing: both instances; a service with nothing to pause says so.
+    let paused = post("/dashboard/api/services/stats/pause", "")
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 200);
+    assert!(stats.iter().all(|f| f.paused.load(Ordering::Relaxed)));
+    let account = post("/dashboard/api/services/account/pause", "")
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 409);
+    let why: Value = account.json().await.unwrap();
+    assert!(
+        why["error"].as_str().unwrap().contains("nothing to pause"),
+        "{why}"
+    );
+    let resumed = post("/dashboard/api/services/stats/resume", "")
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    assert!(stats.iter().all(|f| !f.paused.load(Ordering::Relaxed)));
+    let unknown = post("/dashboard/api/services/billing/pause", "")
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // A dead letter's body, on demand and only with the token.
+    let body_path = "/dashboard/api/dead-letters/stats/1";
+    let anonymous = call(reqwest::Method::GET, body_path, None, "")
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let letter = call(reqwest::Method::GET, body_path, token, "")
+        .await
+        .unwrap();
+    assert_eq!(letter.status(), 200);
+    let letter: Value = letter.json().await.unwrap();
+    assert_eq!(letter["body"], json!({"type": "Nonsense"}));
+    // A replay that fails again is the service's 409 with its reason; the letter stays.
+    let again = post("/dashboard/api/dead-letters/stats/1/replay", "")
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let why: Value = again.json().await.unwrap();
+    assert!(
+        why["error"].as_str().unwrap().contains("failed again"),
+        "{why}"
+    );
+    // One that applies, and a discard, remove theirs.
+    let replayed = post("/dashboard/api/dead-letters/stats/2/replay", "")
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 200);
+    assert_eq!(
+        replayed.json::<Value>().await.unwrap()["outcome"],
+        "replayed"
+    );
+    let discarded = post("/dashboard/api/dead-letters/stats/1/discard", "")
+        .await
+        .unwrap();
+    assert_eq!(discarded.status(), 200);
+    let stats_letters = stats[0].letters.lock().unwrap().clone();
+    assert!(stats_letters.is_empty(), "{stats_letters:?}");
+    let gone = post("/dashboard/api/dead-letters/stats/1/discard", "")
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let not_a_number = post("/dashboard/api/dead-letters/stats/evt_1/replay", "")
+        .await
+        .unwrap();
+    assert_eq!(not_a_number.status(), 400);
+
+    // Without the token nothing reaches a service, and every call that did carried the secret.
+    for path in [
+        "/dashboard/api/services/stats/delay",
+        "/dashboard/api/services/stats/pause",
+        "/dashboard/api/dead-letters/stats/2/replay",
+    ] {
+        let refused = call(reqwest::Method::POST, path, None, r#"{"delay_ms": 1}"#)
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "{path}");
+    }
+    assert!(
+        stats
+            .iter()
+            .all(|f| f.delay_ms.load(Ordering::Relaxed) == 250)
+    );
+    for (service, fake) in &fakes {
+        assert_eq!(fake.refused.load(Ordering::Relaxed), 0, "{service}");
+    }
 }
 
 fn percent(s: &str) -> String {

@@ -11,10 +11,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{BoxError, Json, Router};
 use contracts::internal::{
-    METRICS_PATH, NETWORK_DELAY_PATH, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER,
+    METRICS_PATH, NETWORK_DELAY_PATH, PROCESSING_DELAY_MS_MAX, PROCESSING_DELAY_PATH,
+    ProcessingDelay, SECRET_HEADER,
 };
 use contracts::limits::BODY_BYTES_MAX;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -195,18 +196,8 @@ pub fn service_router(
     let secret: Arc<str> = secret.into();
     let internal = internal
         .route(METRICS_PATH, get(move || async move { metrics.render() }))
-        .route(
-            PROCESSING_DELAY_PATH,
-            post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
-                set_delay(&processing, "processing", body)
-            }),
-        )
-        .route(
-            NETWORK_DELAY_PATH,
-            post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
-                set_delay(&network, "network", body)
-            }),
-        );
+        .route(PROCESSING_DELAY_PATH, delay_route(processing, "processing"))
+        .route(NETWORK_DELAY_PATH, delay_route(network, "network"));
     public
         .route(
             "/health",
@@ -220,15 +211,26 @@ pub fn service_router(
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }
 
-/// Delays above a minute are a typo, not an experiment.
-const PROCESSING_DELAY_MS_MAX: u64 = 60_000;
-
 /// A service's delays that can change while it runs: its processing delay and the delay it
 /// adds to its calls to others.
 #[derive(Debug, Clone, Default)]
 pub struct Knobs {
     pub processing: Delay,
     pub network: Delay,
+}
+
+/// `POST {"delay_ms": N}` sets `delay`; `GET` answers the delay in force, so that an operator
+/// (the dashboard) shows it whoever set it: a start-up flag, or another operator.
+fn delay_route(delay: Delay, which: &'static str) -> axum::routing::MethodRouter {
+    let in_force = delay.clone();
+    get(move || async move {
+        Json(ProcessingDelay {
+            delay_ms: in_force.get().as_millis() as u64,
+        })
+    })
+    .post(move |ApiJson(body): ApiJson<ProcessingDelay>| async move {
+        set_delay(&delay, which, body)
+    })
 }
 
 fn set_delay(delay: &Delay, which: &str, body: ProcessingDelay) -> Result<StatusCode, ApiError> {
@@ -384,6 +386,58 @@ mod tests {
             body["error"].as_str().unwrap().contains("too long"),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_processing_delay_is_set_and_read_behind_the_secret() {
+        use tower::ServiceExt;
+
+        let secret = "a-secret-of-sixteen-bytes";
+        let router = service_router(
+            Router::new(),
+            Router::new(),
+            secret,
+            Metrics::new("stats"),
+            Knobs {
+                processing: Delay::new(Duration::from_millis(20)),
+                network: Delay::default(),
+            },
+        );
+        let call = |method: &str, body: Option<&str>, with_secret: bool| {
+            let mut request = Request::builder().method(method).uri(PROCESSING_DELAY_PATH);
+            if with_secret {
+                request = request.header(SECRET_HEADER, secret);
+            }
+            let request = match body {
+                Some(body) => request
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(body.to_owned())),
+                None => request.body(axum::body::Body::empty()),
+            };
+            router.clone().oneshot(request.unwrap())
+        };
+        let read = |response: Response| async move {
+            let bytes = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            serde_json::from_slice::<ProcessingDelay>(&bytes)
+                .unwrap()
+                .delay_ms
+        };
+        let now = call("GET", None, true).await.unwrap();
+        assert_eq!(now.status(), StatusCode::OK);
+        assert_eq!(read(now).await, 20);
+        let set = call("POST", Some(r#"{"delay_ms": 70}"#), true)
+            .await
+            .unwrap();
+        assert_eq!(set.status(), StatusCode::NO_CONTENT);
+        assert_eq!(read(call("GET", None, true).await.unwrap()).await, 70);
+        let too_long = format!(r#"{{"delay_ms": {}}}"#, PROCESSING_DELAY_MS_MAX + 1);
+        let refused = call("POST", Some(&too_long), true).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(read(call("GET", None, true).await.unwrap()).await, 70);
+        let anonymous = call("GET", None, false).await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]
