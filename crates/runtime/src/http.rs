@@ -83,9 +83,24 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::TooLarge(BODY_BYTES_MAX)
         }
-        other if other.status() == StatusCode::REQUEST_TIMEOUT => ApiError::BodyTimeout,
+        other if other.status() == StatusCode::REQUEST_TIMEOUT || is_body_timeout(&other) => {
+            ApiError::BodyTimeout
+        }
         other => ApiError::BadRequest(other.body_text()),
     }
+}
+
+/// Whether a body failed because the client stopped sending it: axum reports it as a body it
+/// could not buffer (a `400`), with tower-http's timeout as the cause.
+fn is_body_timeout(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// `axum::extract::Path`, answering a path that does not parse with a JSON `400`.
@@ -244,24 +259,57 @@ fn set_delay(delay: &Delay, which: &str, body: ProcessingDelay) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The limits a server applies: how long a client may take, how many connections and
+/// requests it serves at once. [`Limits::default`] is what every service and the gateway use;
+/// tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// For a request's headers, and for an idle kept-alive connection.
+    pub header_timeout: Duration,
+    /// For a request's body, once the handler reads it.
+    pub body_timeout: Duration,
+    /// For a whole request, answer included.
+    pub request_timeout: Duration,
+    /// Connections served at once; past this, new ones wait in the listen backlog.
+    pub connections_max: usize,
+    /// Requests handled at once; past this, a `503` with `Retry-After` at once.
+    pub requests_in_flight_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: HEADER_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            connections_max: CONNECTIONS_MAX,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX,
+        }
+    }
+}
+
 /// The limits every server applies around a router: a request timeout, a body timeout, and
 /// load shedding past [`REQUESTS_IN_FLIGHT_MAX`].
 pub fn with_limits(router: Router) -> Router {
-    limits(router, REQUEST_TIMEOUT)
+    limits(router, &Limits::default())
 }
 
-fn limits(router: Router, request_timeout: Duration) -> Router {
+fn limits(router: Router, limits: &Limits) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(axum::error_handling::HandleErrorLayer::new(limit_answer))
             .load_shed()
-            .concurrency_limit(REQUESTS_IN_FLIGHT_MAX)
+            // Global: `Router::layer` makes one instance per route, and the limit is the
+            // server's, not each route's.
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                limits.requests_in_flight_max,
+            ))
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-                BODY_TIMEOUT,
+                limits.body_timeout,
             ))
             // tower's timeout fails the request, so that `limit_answer` answers it like every
             // other error: a JSON 503 with `Retry-After` (tower-http's would be an empty body).
-            .timeout(request_timeout),
+            .timeout(limits.request_timeout),
     )
 }
 
@@ -288,13 +336,23 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = with_limits(router);
-    let connections = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    serve_with_limits(listener, router, Limits::default(), shutdown).await
+}
+
+/// [`serve`] under other [`Limits`].
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = self::limits(router, &limits);
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.connections_max));
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
@@ -372,10 +430,11 @@ mod tests {
         let request = Request::get("/slow")
             .body(axum::body::Body::empty())
             .unwrap();
-        let response = limits(slow, Duration::from_millis(20))
-            .oneshot(request)
-            .await
-            .unwrap();
+        let short = Limits {
+            request_timeout: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let response = limits(slow, &short).oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
         let body = axum::body::to_bytes(response.into_body(), 1024)
