@@ -108,6 +108,43 @@ pub const STATUS_PATH: &str = "/internal/status";
 /// Every service: `GET`, its metrics in Prometheus text format.
 pub const METRICS_PATH: &str = "/internal/metrics";
 
+/// `converge up`'s supervisor: the processes it runs (`GET`), with the shared secret.
+pub const PROCESSES_PATH: &str = "/internal/processes";
+
+/// What the supervisor does to one process: `SIGKILL` it (it stays down), or start it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessAction {
+    Kill,
+    Restart,
+}
+
+impl ProcessAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessAction::Kill => "kill",
+            ProcessAction::Restart => "restart",
+        }
+    }
+}
+
+/// `POST` here acts on instance `index` of `part` (a service's name, or `gateway`).
+pub fn process_action_path(part: &str, index: usize, action: ProcessAction) -> String {
+    format!("{PROCESSES_PATH}/{part}/{index}/{}", action.as_str())
+}
+
+/// One process as the supervisor reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessStatus {
+    /// A service's name, or `gateway`.
+    pub part: String,
+    pub index: usize,
+    /// Its own address, `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its process id while it runs; `None` once killed (it stays down until restarted).
+    pub pid: Option<u32>,
+}
+
 /// Phase one: the coordinator asks a participant to promise it can apply the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrepareRequest {

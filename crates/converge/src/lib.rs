@@ -8,12 +8,15 @@
 //! - [`demo`]: the same workload through each mode, side by side.
 //! - [`up`]: the services and the gateway as separate processes, which the drill and the
 //!   crash tests also drive (kill, pause, restart).
+//! - [`supervisor`]: `converge up`'s control routes, through which the dashboard kills and
+//!   restarts a process.
 
 pub mod baseline;
 pub mod bench;
 pub mod demo;
 pub mod floor;
 pub mod settings;
+pub mod supervisor;
 pub mod system;
 pub mod up;
 pub use loadgen::workload;

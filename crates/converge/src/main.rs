@@ -121,7 +121,10 @@ async fn serve_part(part: Part, args: &ServeArgs, config: SystemConfig) -> anyho
             app.tasks
         }
         None => {
-            let dashboard = system::dashboard_config(&listener, &config, &peers, &shutdown)?;
+            let mut dashboard = system::dashboard_config(&listener, &config, &peers, &shutdown)?;
+            if let Some(url) = &args.supervisor_url {
+                dashboard = dashboard.with_supervisor(url);
+            }
             println!("dashboard: {}", dashboard.link());
             vec![system::gateway_task(
                 listener,
@@ -184,16 +187,13 @@ async fn up(args: converge::settings::UpArgs) -> anyhow::Result<()> {
         args.instances,
         args.run_dir.join("logs").display()
     );
-    let cluster = converge::up::Cluster::start(plan.clone()).await?;
-    println!("serving: {}", cluster.url());
-    println!(
-        "dashboard: {}/dashboard#token={}",
-        cluster.url(),
-        plan.dashboard_token
-    );
+    let supervisor = converge::supervisor::Supervisor::start(plan.clone()).await?;
+    let url = supervisor.cluster().lock().await.url();
+    println!("serving: {url}");
+    println!("dashboard: {url}/dashboard#token={}", plan.dashboard_token);
     println!("stop with Ctrl-C");
     shutdown_signal().await;
-    cluster.stop().await;
+    supervisor.stop().await;
     Ok(())
 }
 

@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// one to drive both from one page (`/dashboard?compare=…`).
     #[arg(long, env = "CONVERGE_DASHBOARD_TOKEN", hide_env_values = true)]
     pub dashboard_token: Option<dashboard::Token>,
+    /// With `--service gateway`: the control routes of the supervisor that started the
+    /// processes (`converge up` sets it), through which the dashboard kills and restarts one.
+    #[arg(long, env = "CONVERGE_SUPERVISOR_URL")]
+    pub supervisor_url: Option<String>,
     #[command(flatten)]
     pub addrs: ServiceAddrs,
     #[command(flatten)]

@@ -251,6 +251,14 @@ impl Cluster {
         }
     }
 
+    /// Whether a process runs now, and its process id (it may have exited by itself since it
+    /// was started: that is noticed here).
+    pub fn running(&mut self, part: Part, index: usize) -> anyhow::Result<Option<u32>> {
+        self.exited(part, index)?;
+        let i = self.index_of(part, index)?;
+        Ok(self.processes[i].child.as_ref().and_then(Child::id))
+    }
+
     /// Freezes a process (`SIGSTOP`): it holds its connections and answers nothing.
     pub fn pause(&self, part: Part, index: usize) -> anyhow::Result<()> {
         self.send(part, index, Signal::SIGSTOP)
@@ -264,6 +272,11 @@ impl Cluster {
     /// Stops every process gracefully (`SIGTERM`, gateway first), killing those that take too
     /// long.
     pub async fn stop(mut self) {
+        self.stop_all().await;
+    }
+
+    /// [`Cluster::stop`], for a cluster that is shared (the supervisor's).
+    pub async fn stop_all(&mut self) {
         for process in self.processes.iter_mut().rev() {
             let Some(mut child) = process.child.take() else {
                 continue;

@@ -3,6 +3,10 @@
 //! started again. Clients retry every failed request under its `Idempotency-Key`, as the
 //! answer contract tells them to. Afterwards the checker is clean, every acknowledged order
 //! ended as it must, and every key has exactly one order.
+//!
+//! Also `converge up`'s supervisor: a service killed from the dashboard stays down (orders
+//! are still acknowledged in queue mode) until it is restarted from the dashboard, and then
+//! catches up with nothing lost.
 
 mod common;
 
@@ -12,7 +16,11 @@ use std::time::Duration;
 
 use common::*;
 use contracts::api::{Order, OrderStatus};
+use contracts::internal::{
+    PROCESSES_PATH, ProcessAction, ProcessStatus, SECRET_HEADER, process_action_path,
+};
 use contracts::{Mode, ServiceName};
+use converge::supervisor::Supervisor;
 use converge::up::{Cluster, Part, Plan};
 use converge::workload::Client;
 use tokio::sync::Mutex;
@@ -22,6 +30,13 @@ async fn start(
     mode: Mode,
     instances: usize,
 ) -> (Cluster, tempfile::TempDir, converge::system::SystemConfig) {
+    let (plan, dir, config) = plan(mode, instances);
+    let cluster = Cluster::start(plan).await.expect("every process starts");
+    (cluster, dir, config)
+}
+
+/// What [`start`] starts.
+fn plan(mode: Mode, instances: usize) -> (Plan, tempfile::TempDir, converge::system::SystemConfig) {
     let (config, dir) = common::config(mode);
     let mut args = vec![
         "--cron-interval-ms=200".to_owned(),
@@ -52,8 +67,7 @@ async fn start(
         args,
         env,
     };
-    let cluster = Cluster::start(plan).await.expect("every process starts");
-    (cluster, dir, config)
+    (plan, dir, config)
 }
 
 /// What a client that retries under its key ends with.
@@ -229,4 +243,98 @@ mod two_instances_of_every_service_survive_kills_under_load {
     on!(queue_postgres_embedded, PostgresEmbedded, Mode::Queue);
     on!(queue_postgres_nats, PostgresNats, Mode::Queue);
     on!(cron_postgres_nats, PostgresNats, Mode::Cron);
+}
+
+/// `POST` to the dashboard's control route `path`, with the control token.
+async fn control(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> reqwest::StatusCode {
+    http.post(format!("{base}{path}"))
+        .header(dashboard::token::TOKEN_HEADER, token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("the gateway answers")
+        .status()
+}
+
+/// The supervisor's view of every process, read with `secret`.
+async fn processes(http: &reqwest::Client, supervisor: &str, secret: &str) -> Vec<ProcessStatus> {
+    let response = http
+        .get(format!("{supervisor}{PROCESSES_PATH}"))
+        .header(SECRET_HEADER, secret)
+        .send()
+        .await
+        .expect("the supervisor answers");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("a list of processes")
+}
+
+fn stats_pid(processes: &[ProcessStatus]) -> Option<u32> {
+    processes
+        .iter()
+        .find(|p| p.part == "stats")
+        .expect("stats is supervised")
+        .pid
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_killed_from_the_dashboard_stays_down_until_restarted_from_it() {
+    let (plan, _dir, _config) = plan(Mode::Queue, 1);
+    let (token, secret) = (plan.dashboard_token.clone(), plan.secret.clone());
+    let supervisor = Supervisor::start(plan).await.expect("every process starts");
+    let url = supervisor.cluster().lock().await.url();
+    let http = reqwest::Client::new();
+
+    // The supervisor's routes need the shared secret; the gateway is not killable.
+    let anonymous = http
+        .get(format!("{}{PROCESSES_PATH}", supervisor.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let before = processes(&http, supervisor.url(), &secret).await;
+    assert_eq!(before.len(), 6, "five services and the gateway: {before:?}");
+    assert!(before.iter().all(|p| p.pid.is_some()), "{before:?}");
+    let gateway = http
+        .post(format!(
+            "{}{}",
+            supervisor.url(),
+            process_action_path("gateway", 0, ProcessAction::Kill)
+        ))
+        .header(SECRET_HEADER, &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gateway.status(), 409);
+
+    // Killed from the dashboard (the token is needed), Stats stays down while orders are
+    // still acknowledged: queue mode does not wait for it.
+    let kill = "/dashboard/api/services/stats/kill";
+    assert_eq!(control(&http, &url, kill, "not-the-token").await, 401);
+    assert_eq!(control(&http, &url, kill, &token).await, 200);
+    assert_eq!(
+        stats_pid(&processes(&http, supervisor.url(), &secret).await),
+        None
+    );
+    let client = Client::new(&url);
+    let ids = accounts(&client, 3, 60_000).await;
+    let outcomes = load(&client, &ids, 30, 3).await;
+    assert_eq!(outcomes.acknowledged.len(), 30, "{:?}", outcomes.refused);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        stats_pid(&processes(&http, supervisor.url(), &secret).await),
+        None,
+        "nothing restarts a killed process but a restart"
+    );
+
+    // Restarted from the dashboard, it answers at once and catches up: nothing lost.
+    let restart = "/dashboard/api/services/stats/restart";
+    assert_eq!(control(&http, &url, restart, &token).await, 200);
+    assert!(stats_pid(&processes(&http, supervisor.url(), &secret).await).is_some());
+    assert_outcomes(&client, Mode::Queue, &outcomes).await;
+    supervisor.stop().await;
 }

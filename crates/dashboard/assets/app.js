@@ -534,8 +534,10 @@ function buildOperateRows(system) {
       el('td', {},
         button('pause', 'pause', `${name}'s consumers paused: its backlog grows until resumed`),
         button('resume', 'resume', `${name}'s consumers resumed`)),
-      // Drawn, never enabled yet: see the note under the table.
-      el('td', {}, button('kill', 'kill'), button('restart', 'restart'))));
+      // Enabled under `converge up`'s supervisor only: see the note under the table.
+      el('td', {},
+        button('kill', 'kill', `${name}'s processes killed (SIGKILL): they stay down until restarted`),
+        button('restart', 'restart', `${name}'s processes restarted and healthy`))));
   }
 }
 
@@ -564,9 +566,12 @@ function renderOperate(system) {
     enable(row.querySelector('[data-action=resume]'),
       offReason(system, c.pause, consumes && service.state !== 'running', consumes ? 'not paused' : none),
       'take events again');
-    for (const action of ['kill', 'restart']) {
-      enable(row.querySelector(`[data-action=${action}]`), offReason(system, c.kill), `${action} ${name}'s process`);
-    }
+    const down = !service || service.state === 'unreachable';
+    enable(row.querySelector('[data-action=kill]'),
+      offReason(system, c.kill, !down, `${name} does not answer: restart it`),
+      `kill ${name}'s processes as a crash would (SIGKILL); they stay down until restarted`);
+    enable(row.querySelector('[data-action=restart]'), offReason(system, c.kill),
+      `start ${name}'s processes again (killed first if they run)`);
   }
   setText(system.root, '[data-field=kill-note]', c.kill && !c.kill.enabled ? `Kill and restart: ${c.kill.reason}.` : '');
 }

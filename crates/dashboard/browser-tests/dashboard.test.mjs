@@ -113,9 +113,9 @@ test('the page loads from the printed link, live, with its controls unlocked', a
   await other.locator('[data-action=set-delay]').click();
   await waitFor("the second system's answer", async () =>
     (await page.locator('#system-1 [data-field=operate-status]').textContent()) === "account's processing delay set to 0 ms");
-  // Kill and restart are drawn, disabled, with the reason on the page.
+  // Under `converge serve`, kill and restart are drawn, disabled, with the reason on the page.
   assert.equal(await c.operate('stats').locator('[data-action=kill]').isDisabled(), true);
-  assert.match(await page.locator('#system-0 [data-field=kill-note]').textContent(), /needs a control route on `converge up`'s supervisor/);
+  assert.match(await page.locator('#system-0 [data-field=kill-note]').textContent(), /needs the services as separate processes under `converge up`/);
   assert.deepEqual(watched.problems, []);
 });
 

@@ -40,13 +40,15 @@ export function requireTools() {
   }
 }
 
-// Starts `converge serve` on a free port with a fresh data directory; resolves once it has
-// printed its dashboard link. `extra` are more flags (`--stats-delay-ms 150`).
-export async function startSystem({ mode, token, extra = [] }) {
+// Starts `converge serve` (or `converge up`: `command: 'up'`, the services as separate
+// processes under a supervisor) on a free port with a fresh data directory; resolves once it
+// has printed its dashboard link. `extra` are more flags (`--stats-delay-ms 150`).
+export async function startSystem({ mode, token, command = 'serve', extra = [] }) {
   const dataDir = mkdtempSync(join(tmpdir(), 'converge-dashboard-test-'));
-  const args = ['serve', '--mode', mode, '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extra];
+  const args = [command, '--mode', mode, '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extra];
+  if (command === 'up') args.push('--run-dir', join(dataDir, 'run'));
   const child = spawn(CONVERGE, args, {
-    env: { ...process.env, CONVERGE_DASHBOARD_TOKEN: token, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    env: { ...process.env, ...(token ? { CONVERGE_DASHBOARD_TOKEN: token } : {}), RUST_LOG: process.env.RUST_LOG || 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -55,7 +57,7 @@ export async function startSystem({ mode, token, extra = [] }) {
   });
   const link = await new Promise((resolve, reject) => {
     let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`converge serve printed no link within ${START_TIMEOUT_MS} ms:\n${stderr}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(`converge ${command} printed no link within ${START_TIMEOUT_MS} ms:\n${stderr}`)), START_TIMEOUT_MS);
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
       const match = stdout.match(/^dashboard: (\S+)$/m);
@@ -66,7 +68,7 @@ export async function startSystem({ mode, token, extra = [] }) {
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`converge serve exited (${code}) before printing its link:\n${stderr}`));
+      reject(new Error(`converge ${command} exited (${code}) before printing its link:\n${stderr}`));
     });
   });
   const url = new URL(link);

@@ -38,7 +38,8 @@ if [ -z "${CONVERGE_BIN:-}" ]; then
 fi
 export CONVERGE_BIN CHROMIUM
 
-node --test dashboard.test.mjs
+# One file at a time: each starts its own systems, and the machine may have two cores.
+node --test --test-concurrency=1 dashboard.test.mjs processes.test.mjs
 
 if [ "${1:-}" = "--screenshot" ]; then
   node screenshot.mjs "${2:?--screenshot needs a file name}"

@@ -20,8 +20,8 @@ use std::time::Duration;
 use contracts::ServiceName;
 use contracts::internal::{
     DEAD_LETTERS_PATH, DeadLetter, DeadLetterList, PAUSE_PATH, PROCESSING_DELAY_MS_MAX,
-    PROCESSING_DELAY_PATH, ProcessingDelay, RESUME_PATH, SECRET_HEADER, STATUS_PATH, ServiceStatus,
-    discard_path, replay_path,
+    PROCESSING_DELAY_PATH, ProcessAction, ProcessingDelay, RESUME_PATH, SECRET_HEADER, STATUS_PATH,
+    ServiceStatus, discard_path, process_action_path, replay_path,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -51,8 +51,12 @@ const ERROR_CHARS_MAX: usize = 500;
 pub struct ServiceAdmin {
     /// Per service, in [`ServiceName::ALL`] order, the base URL of each of its instances.
     instances: Arc<[Vec<String>; 5]>,
-    /// Sent only to the services' own addresses, never to the page or a compared system.
+    /// Sent only to the services' own addresses (and their supervisor's), never to the page
+    /// or a compared system.
     secret: Arc<str>,
+    /// The control routes of `converge up`'s supervisor, which can kill and restart a
+    /// service's processes; `None` when the services do not run under one.
+    supervisor: Option<Arc<str>>,
     http: reqwest::Client,
 }
 
@@ -61,6 +65,7 @@ impl std::fmt::Debug for ServiceAdmin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceAdmin")
             .field("instances", &self.instances)
+            .field("supervisor", &self.supervisor)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +117,7 @@ impl ServiceAdmin {
         Self {
             instances: Arc::new(instances),
             secret: secret.into(),
+            supervisor: None,
             http: reqwest::Client::builder()
                 .no_proxy()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -119,6 +125,47 @@ impl ServiceAdmin {
                 .build()
                 .expect("a client without TLS or proxy settings always builds"),
         }
+    }
+
+    /// The same, with the supervisor whose control routes are at `url`.
+    pub fn with_supervisor(mut self, url: &str) -> Self {
+        self.supervisor = Some(url.trim_end_matches('/').into());
+        self
+    }
+
+    /// Whether a supervisor can kill and restart the services' processes.
+    pub fn has_supervisor(&self) -> bool {
+        self.supervisor.is_some()
+    }
+
+    /// Kills (`SIGKILL`) or restarts every process of `service` through the supervisor. A
+    /// restart answers once each process is healthy again.
+    pub async fn act_on_processes(
+        &self,
+        service: ServiceName,
+        action: ProcessAction,
+    ) -> Result<(), ControlError> {
+        let Some(supervisor) = self.supervisor.as_deref() else {
+            return Err(ControlError::NotApplicable(
+                "the services do not run under `converge up`'s supervisor".into(),
+            ));
+        };
+        let calls = (0..self.instances(service).len()).map(|index| {
+            let path = process_action_path(service.as_str(), index, action);
+            async move {
+                self.send(
+                    service,
+                    Method::POST,
+                    supervisor,
+                    &path,
+                    None,
+                    CONTROL_TIMEOUT,
+                )
+                .await
+                .map(drop)
+            }
+        });
+        futures::future::join_all(calls).await.into_iter().collect()
     }
 
     /// The base URLs of `service`'s instances.

@@ -4,15 +4,16 @@
 //! [`ServiceAdmin`]; the answer says what was done, or passes on why not with the status
 //! that fits (the service's own, such as `409` for a replay that failed again).
 //!
-//! Killing and restarting a service are routed too, and answer `501`: see
-//! [`snapshot::KILL_DISABLED_REASON`].
+//! Killing and restarting a service's processes go to `converge up`'s supervisor, through
+//! the same [`ServiceAdmin`]; without one they answer `501` (see
+//! [`snapshot::KILL_DISABLED_REASON`]).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contracts::ServiceName;
-use contracts::internal::PROCESSING_DELAY_MS_MAX;
+use contracts::internal::{PROCESSING_DELAY_MS_MAX, ProcessAction};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::ControlError;
@@ -124,18 +125,49 @@ async fn set_paused(
     Ok(axum::Json(PauseAnswer { service, paused }).into_response())
 }
 
-/// `POST /dashboard/api/services/{service}/kill` and `…/restart`: the token is checked as it
-/// will be, then `501`, so that the page's buttons already have their routes.
-pub(crate) async fn no_supervisor(
+/// `POST /dashboard/api/services/{service}/kill`: `SIGKILL` of every process of the service,
+/// through `converge up`'s supervisor. It stays down until restarted.
+pub(crate) async fn kill(
     State(state): State<AppState>,
+    Path(service): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Refused> {
-    check_token(&state.inner, &headers)
-        .map_err(|_| Refused(StatusCode::UNAUTHORIZED, crate::UNAUTHORIZED.to_owned()))?;
-    Err(Refused(
-        StatusCode::NOT_IMPLEMENTED,
-        snapshot::KILL_DISABLED_REASON.to_owned(),
-    ))
+    act_on_processes(&state.inner, &headers, &service, ProcessAction::Kill).await
+}
+
+/// `POST /dashboard/api/services/{service}/restart`: every process of the service started
+/// again (killed first if it runs); answered once each is healthy.
+pub(crate) async fn restart(
+    State(state): State<AppState>,
+    Path(service): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refused> {
+    act_on_processes(&state.inner, &headers, &service, ProcessAction::Restart).await
+}
+
+/// What a kill or restart answers.
+#[derive(Debug, Serialize)]
+struct ProcessAnswer {
+    service: ServiceName,
+    action: ProcessAction,
+}
+
+async fn act_on_processes(
+    inner: &Inner,
+    headers: &HeaderMap,
+    service: &str,
+    action: ProcessAction,
+) -> Result<Response, Refused> {
+    let (admin, service) = admin_for(inner, headers, service)?;
+    if !admin.has_supervisor() {
+        return Err(Refused(
+            StatusCode::NOT_IMPLEMENTED,
+            snapshot::KILL_DISABLED_REASON.to_owned(),
+        ));
+    }
+    admin.act_on_processes(service, action).await?;
+    tracing::info!(%service, action = action.as_str(), "dashboard: processes killed or restarted");
+    Ok(axum::Json(ProcessAnswer { service, action }).into_response())
 }
 
 /// A dead letter's handle from the path: the service's own id for it.

@@ -112,6 +112,13 @@ impl DashboardConfig {
         self
     }
 
+    /// The same, with `converge up`'s supervisor at `url`: kill and restart work (given
+    /// [`DashboardConfig::services`], whose secret the supervisor shares).
+    pub fn with_supervisor(mut self, url: &str) -> Self {
+        self.services = self.services.map(|services| services.with_supervisor(url));
+        self
+    }
+
     /// The link to print: the page, with the control token in the fragment.
     pub fn link(&self) -> String {
         format!(
@@ -175,8 +182,8 @@ struct AppState {
 /// - `POST /dashboard/api/services/{service}/pause` and `…/resume`: its consumers (token).
 /// - `GET /dashboard/api/dead-letters/{service}/{id}`: a dead letter with its event's body
 ///   (token: the public listing leaves bodies out); `POST …/{id}/replay` and `…/discard`.
-/// - `POST /dashboard/api/services/{service}/kill` and `…/restart`: answered `501` (token):
-///   they need the services as separate processes under a supervisor (see
+/// - `POST /dashboard/api/services/{service}/kill` and `…/restart`: every process of the
+///   service, through `converge up`'s supervisor (token); `501` without one (see
 ///   [`snapshot::KILL_DISABLED_REASON`]).
 ///
 /// Without [`DashboardConfig::services`], the controls that need them answer `501`.
@@ -231,11 +238,11 @@ pub fn router(config: DashboardConfig) -> Router {
         )
         .route(
             "/dashboard/api/services/{service}/kill",
-            post(controls::no_supervisor),
+            post(controls::kill),
         )
         .route(
             "/dashboard/api/services/{service}/restart",
-            post(controls::no_supervisor),
+            post(controls::restart),
         )
         .route(
             "/dashboard/api/dead-letters/{service}/{id}",

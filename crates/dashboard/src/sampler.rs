@@ -261,7 +261,7 @@ fn build(inner: &Inner, s: &mut Sampling, now: Instant) -> Snapshot {
         services: snapshot::services(&readings, &s.windows, &mut s.clock),
         visibility: inner.visibility.view(now),
         dead_letters: snapshot::dead_letters(by_service),
-        controls: Controls::new(inner.config.services.is_some()),
+        controls: Controls::new(inner.config.services.as_ref()),
         limits: Limits::default(),
     }
 }

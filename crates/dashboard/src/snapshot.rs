@@ -122,13 +122,11 @@ pub struct DeadLetterView {
 pub const NO_SERVICES_REASON: &str = "this dashboard was started without the services' \
     addresses and secret, so it can only watch them";
 
-/// Why killing and restarting a service is off. Under `converge serve` the five services run
-/// in the page's own process, so killing one would kill them all. Under `converge up` each
-/// runs as its own process, but only the supervisor can stop and start one, and it takes no
-/// requests yet; the dashboard runs in the gateway, a child of that supervisor.
-pub const KILL_DISABLED_REASON: &str = "needs a control route on `converge up`'s supervisor: \
-    under `converge serve` the services share the page's process, and `converge up` takes no \
-    requests from the page yet";
+/// Why killing and restarting a service is off: only the supervisor that started the
+/// services as processes can stop and start one. Under `converge serve` they share the page's
+/// own process, so killing one would kill them all.
+pub const KILL_DISABLED_REASON: &str = "needs the services as separate processes under \
+    `converge up`: under `converge serve` they share the page's own process";
 
 /// One control: whether it works on this server, and if not, why (shown beside it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,9 +166,15 @@ pub struct Controls {
 }
 
 impl Controls {
-    /// The controls of a dashboard with (or without) access to the services.
-    pub fn new(services: bool) -> Self {
-        let on_services = if services {
+    /// The controls of a dashboard with (or without) access to the services, and through
+    /// them (or not) to the supervisor of their processes.
+    pub fn new(services: Option<&crate::ServiceAdmin>) -> Self {
+        let kill = if services.is_some_and(crate::ServiceAdmin::has_supervisor) {
+            Control::ON
+        } else {
+            Control::off(KILL_DISABLED_REASON)
+        };
+        let on_services = if services.is_some() {
             Control::ON
         } else {
             Control::off(NO_SERVICES_REASON)
@@ -180,7 +184,7 @@ impl Controls {
             delays: on_services,
             pause: on_services,
             dead_letters: on_services,
-            kill: Control::off(KILL_DISABLED_REASON),
+            kill,
         }
     }
 }

@@ -420,8 +420,8 @@ async fn controls_need_the_token_and_without_the_services_answer_not_implemented
         ("/dashboard/api/services/stats/resume", "addresses"),
         ("/dashboard/api/dead-letters/stats/1/replay", "addresses"),
         ("/dashboard/api/dead-letters/stats/1/discard", "addresses"),
-        ("/dashboard/api/services/stats/kill", "supervisor"),
-        ("/dashboard/api/services/stats/restart", "supervisor"),
+        ("/dashboard/api/services/stats/kill", "addresses"),
+        ("/dashboard/api/services/stats/restart", "addresses"),
     ] {
         assert_eq!(
             post(path, None, "{}").await.unwrap().status(),

@@ -213,17 +213,22 @@ pub fn service_router(
         .route(METRICS_PATH, get(move || async move { metrics.render() }))
         .route(PROCESSING_DELAY_PATH, delay_route(processing, "processing"))
         .route(NETWORK_DELAY_PATH, delay_route(network, "network"));
-    public
+    let router = public
         .route(
             "/health",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .merge(internal)
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
-            require_secret(secret.clone(), req, next)
-        }))
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) });
+    behind_secret(router, secret).layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+}
+
+/// Puts every route of `router` under `/internal/` behind the shared secret (`401` without
+/// it, whether the route exists or not): a service's internal surface, or a supervisor's.
+pub fn behind_secret(router: Router, secret: Arc<str>) -> Router {
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        require_secret(secret.clone(), req, next)
+    }))
 }
 
 /// A service's delays that can change while it runs: its processing delay and the delay it
