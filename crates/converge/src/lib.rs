@@ -6,6 +6,7 @@
 //! - [`workload`]: a seeded workload of accounts, top-ups and orders, and the client that
 //!   drives it through the public API.
 //! - [`demo`]: the same workload through each mode, side by side.
+//! - [`dead_letters`]: `converge dead-letters`, an operator's hands on set-aside events.
 //! - [`up`]: the services and the gateway as separate processes, which the drill and the
 //!   crash tests also drive (kill, pause, restart).
 //! - [`supervisor`]: `converge up`'s control routes, through which the dashboard kills and
@@ -13,6 +14,7 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod dead_letters;
 pub mod demo;
 pub mod floor;
 pub mod settings;

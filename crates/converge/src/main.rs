@@ -18,7 +18,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo(_) | Command::Bench(_) | Command::Check(_) | Command::Replicas(_)
+        Command::Demo(_)
+            | Command::Bench(_)
+            | Command::Check(_)
+            | Command::Replicas(_)
+            | Command::DeadLetters(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -35,6 +39,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Replicas(args) => replicas::run(args).await,
+        Command::DeadLetters(args) => converge::dead_letters::run(args).await,
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

@@ -38,6 +38,9 @@ pub enum Command {
     /// Replicated database nodes: a local PostgreSQL primary with hot standbys (up, status,
     /// down) and the bench of its replication policies.
     Replicas(replicas::Args),
+    /// The events a service set aside: list them (with their bodies), replay or discard one,
+    /// through the service's internal routes and the shared secret.
+    DeadLetters(crate::dead_letters::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

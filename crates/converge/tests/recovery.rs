@@ -16,7 +16,8 @@
 //! - **A poison event** (queue): a row that is not a valid event is written into the Order
 //!   service's outbox behind the services' backs (a producer bug). Every consumer of that feed
 //!   sets it aside in its dead-letter list after its retries, and the orders behind it still
-//!   flow through.
+//!   flow through. An operator reads its body, replays it (it fails again) and discards it
+//!   with `converge dead-letters`, which needs the shared secret.
 
 mod common;
 
@@ -586,48 +587,28 @@ async fn insert_poison(system: &TestSystem) -> (i64, String) {
     (seq, event_id)
 }
 
-/// `GET` an internal route of one service, with the shared secret.
-async fn internal<T: DeserializeOwned>(system: &TestSystem, service: ServiceName, path: &str) -> T {
-    let base = system
-        .system
-        .as_ref()
-        .expect("running")
-        .peers
-        .url(service)
-        .to_owned();
-    system
-        .client
-        .http()
-        .get(format!("{base}{path}"))
-        .header(contracts::internal::SECRET_HEADER, &system.config.secret)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .unwrap_or_else(|e| panic!("GET {path} at {service}: {e}"))
-        .json()
-        .await
-        .expect("JSON")
-}
-
-/// `POST` an internal route of one service, with the shared secret; the status.
-async fn post_internal(system: &TestSystem, service: ServiceName, path: &str) -> u16 {
-    let base = system
-        .system
-        .as_ref()
-        .expect("running")
-        .peers
-        .url(service)
-        .to_owned();
-    system
-        .client
-        .http()
-        .post(format!("{base}{path}"))
-        .header(contracts::internal::SECRET_HEADER, &system.config.secret)
-        .send()
-        .await
-        .expect("the service answers")
-        .status()
-        .as_u16()
+/// Runs `converge dead-letters ARGS --url URL` with `secret` (none: no secret at all);
+/// whether it succeeded, its stdout and its stderr.
+async fn dead_letters_cli(
+    url: String,
+    secret: Option<String>,
+    args: Vec<String>,
+) -> (bool, String, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_converge"));
+    command
+        .arg("dead-letters")
+        .args(args)
+        .arg(format!("--url={url}"))
+        .env_remove("CONVERGE_SECRET");
+    if let Some(secret) = secret {
+        command.env("CONVERGE_SECRET", secret);
+    }
+    let output = command.output().await.expect("converge runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 each_pair!(
@@ -714,36 +695,55 @@ each_pair!(
         });
         assert_books(&system, &customers, &expected).await;
 
-        // Operators see the body through the internal route, and act on it there.
-        let stats: contracts::internal::DeadLetterList =
-            internal(&system, ServiceName::Stats, "/internal/dead-letters").await;
-        let letter = &stats.dead_letters[0];
+        // Operators see the body and act on it with `converge dead-letters`, on the service's
+        // own address and with the shared secret; without it, nothing is shown.
+        let stats_url = system
+            .system
+            .as_ref()
+            .expect("running")
+            .peers
+            .url(ServiceName::Stats)
+            .to_owned();
+        let secret = system.config.secret.as_str();
+        let cli = |args: &[&str], secret: Option<&str>| {
+            dead_letters_cli(
+                stats_url.clone(),
+                secret.map(str::to_owned),
+                args.iter().map(|arg| (*arg).to_owned()).collect(),
+            )
+        };
+        let (ok, _, stderr) = cli(&["list"], Some("not-the-secret-but-long-enough")).await;
+        assert!(!ok && stderr.contains("401"), "a wrong secret: {stderr}");
+        let (ok, stdout, stderr) = cli(&["list"], Some(secret)).await;
+        assert!(ok && stdout.contains(&poison_id), "{stdout}{stderr}");
+        let letters = |json: String| -> Vec<DeadLetter> {
+            serde_json::from_str::<contracts::internal::DeadLetterList>(&json)
+                .expect("list --json prints the list")
+                .dead_letters
+        };
+        let (ok, stdout, _) = cli(&["list", "--json"], Some(secret)).await;
+        assert!(ok);
+        let letter = letters(stdout).remove(0);
         assert_eq!(letter.body, Some(serde_json::json!({"type": "Nonsense"})));
-        let replay = contracts::internal::replay_path(letter.id);
-        assert_eq!(
-            post_internal(&system, ServiceName::Stats, &replay).await,
-            409,
-            "a poison event fails again when replayed"
-        );
-        let stats: contracts::internal::DeadLetterList =
-            internal(&system, ServiceName::Stats, "/internal/dead-letters").await;
-        assert_eq!(stats.dead_letters.len(), 1, "still set aside");
+        let id = letter.id.to_string();
+        let (ok, _, stderr) = cli(&["replay", &id], Some(secret)).await;
         assert!(
-            stats.dead_letters[0].attempts > letter.attempts,
+            !ok && stderr.contains("failed again"),
+            "a poison event fails again when replayed: {stderr}"
+        );
+        let (_, stdout, _) = cli(&["list", "--json"], Some(secret)).await;
+        let after = letters(stdout);
+        assert_eq!(after.len(), 1, "still set aside");
+        assert!(
+            after[0].attempts > letter.attempts,
             "the replay counts as a try"
         );
-        let discard = contracts::internal::discard_path(letter.id);
-        assert_eq!(
-            post_internal(&system, ServiceName::Stats, &discard).await,
-            204
-        );
-        assert_eq!(
-            post_internal(&system, ServiceName::Stats, &discard).await,
-            404
-        );
-        let stats: contracts::internal::DeadLetterList =
-            internal(&system, ServiceName::Stats, "/internal/dead-letters").await;
-        assert!(stats.dead_letters.is_empty(), "discarded");
+        let (ok, _, stderr) = cli(&["discard", &id], Some(secret)).await;
+        assert!(ok, "{stderr}");
+        let (ok, _, stderr) = cli(&["discard", &id], Some(secret)).await;
+        assert!(!ok && stderr.contains("404"), "discarded once: {stderr}");
+        let (ok, stdout, _) = cli(&["list"], Some(secret)).await;
+        assert!(ok && stdout.contains("no dead letters"), "{stdout}");
         assert_books(&system, &customers, &expected).await;
         system.stop().await;
     }
