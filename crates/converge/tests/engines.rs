@@ -81,7 +81,14 @@ impl OwnNats {
     /// Starts the server and waits until it takes connections.
     async fn run(&mut self) {
         let mut process = tokio::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.path().join("store"))
             .arg("-l")
             .arg(self.log())
@@ -161,7 +168,11 @@ async fn system(mode: Mode, backends: Backends, own: impl FnOnce(&mut SystemConf
 }
 
 async fn progress(system: &TestSystem) -> Progress {
-    system.client.get("/progress").await.expect("/progress answers")
+    system
+        .client
+        .get("/progress")
+        .await
+        .expect("/progress answers")
 }
 
 /// Stops the load and checks what the clients got: the checker is clean once quiet, every
@@ -224,7 +235,8 @@ async fn broker_killed_and_restarted(mode: Mode) {
     .await;
     let ids = accounts(&system.client, 8, 100_000).await;
     let load = Load::start(&system.client, &ids, 8, None);
-    load.wait_acknowledged(STEP, "before the broker stops").await;
+    load.wait_acknowledged(STEP, "before the broker stops")
+        .await;
 
     nats.kill().await;
     let down = load.acknowledged();
@@ -276,8 +288,11 @@ async fn database_killed_and_restarted(mode: Mode) {
 
     postgres.crash_and_restart(Duration::from_secs(1)).await;
     let back = load.acknowledged();
-    load.wait_acknowledged(back + STEP, "after the database is back, without a service restarted")
-        .await;
+    load.wait_acknowledged(
+        back + STEP,
+        "after the database is back, without a service restarted",
+    )
+    .await;
     assert_nothing_lost_or_doubled(&system, load).await;
     system.stop().await;
 }
@@ -303,50 +318,99 @@ mod postgres_killed_and_restarted_under_load_loses_nothing {
 const CLIENTS: usize = 16;
 const HANG_UPS_EACH: usize = 12;
 
-/// A client waits at most this long for its answer before it hangs up: about as long as an
-/// order takes, so that handlers are cancelled at every step of placing one.
-const PATIENCE_MAX: Duration = Duration::from_millis(30);
+/// An order sent by a client that may hang up.
+struct Sent {
+    key: String,
+    request: contracts::api::PlaceOrderRequest,
+    hung_up: bool,
+}
 
-/// Every client sends orders under keys of its own and hangs up after a random while (the
-/// server sees the connection close and cancels the handler); then every key is asked again
-/// until it gets a final answer.
+/// How long an order takes to be answered here, under as many clients as will hang up: the
+/// slowest of one order each, placed and answered (and kept in `outcomes`).
+async fn answer_time(system: &TestSystem, ids: &[String], outcomes: &mut Outcomes) -> Duration {
+    let placed = futures::future::join_all((0..CLIENTS).map(|c| async move {
+        let key = format!("answered-{c}-{}", uuid::Uuid::new_v4().simple());
+        let request = order_request(&ids[c % ids.len()], &[("ramen", 1, 1_450)]);
+        let started = Instant::now();
+        let answer = place_until_final(&system.client, &request, &key).await;
+        (key, request, answer, started.elapsed())
+    }))
+    .await;
+    let mut slowest = Duration::ZERO;
+    for (key, request, answer, took) in placed {
+        slowest = slowest.max(took);
+        outcomes.record(key, request, answer);
+    }
+    slowest
+}
+
+/// Every client sends orders under keys of its own and hangs up after a random while, up to
+/// about what an answer takes, so that the server cancels handlers at every step of placing
+/// an order (it sees the connection close). Then every key is asked again until it gets a
+/// final answer.
 async fn clients_hang_up(mode: Mode) {
     let system = spawn(mode).await;
     let ids = accounts(&system.client, 8, 100_000).await;
+    let mut outcomes = Outcomes::default();
+    let patience = answer_time(&system, &ids, &mut outcomes).await * 3 / 2;
     let clients = (0..CLIENTS).map(|c| {
         let (client, ids) = (system.client.clone(), ids.clone());
         async move {
             let mut rng = StdRng::seed_from_u64(c as u64);
-            let mut hung_up = Vec::new();
+            let mut sent = Vec::new();
             for i in 0..HANG_UPS_EACH {
                 let key = format!("hang-up-{c}-{i}-{}", uuid::Uuid::new_v4().simple());
                 let request = order_request(&ids[(c + i) % ids.len()], &[("ramen", 1, 1_450)]);
-                let patience = rng.random_range(Duration::ZERO..PATIENCE_MAX);
-                let answered = tokio::time::timeout(patience, client.place_order(&request, Some(&key)))
-                    .await
-                    .is_ok();
-                hung_up.push((key, request, !answered));
+                let placing = client.place_order(&request, Some(&key));
+                let wait = rng.random_range(Duration::ZERO..patience);
+                let hung_up = tokio::time::timeout(wait, placing).await.is_err();
+                sent.push(Sent {
+                    key,
+                    request,
+                    hung_up,
+                });
             }
-            hung_up
+            sent
         }
     });
-    let sent: Vec<_> = futures::future::join_all(clients).await.into_iter().flatten().collect();
-    let hung_up = sent.iter().filter(|(_, _, hung_up)| *hung_up).count();
-    eprintln!("{hung_up} of {} requests hung up before their answer", sent.len());
-    assert!(hung_up > 0, "clients hung up before their answer");
+    let sent: Vec<Sent> = futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let retried_at_ms = contracts::now_ms();
 
     let finals = futures::future::join_all(
         sent.iter()
-            .map(|(key, request, _)| place_until_final(&system.client, request, key)),
+            .map(|s| place_until_final(&system.client, &s.request, &s.key)),
     )
     .await;
-    let mut outcomes = Outcomes::default();
-    for ((key, request, _), answer) in sent.into_iter().zip(finals) {
-        if let Final::Refused(status) = answer {
-            panic!("key {key} refused with {status}: every order here is valid and funded");
+    let (mut hung_up, mut placed_anyway) = (0, 0);
+    for (sent, answer) in sent.into_iter().zip(finals) {
+        let order = match &answer {
+            Final::Acknowledged(order) => order,
+            Final::Refused(status) => {
+                panic!(
+                    "key {} refused with {status}: every order here is valid and funded",
+                    sent.key
+                )
+            }
+        };
+        if sent.hung_up {
+            hung_up += 1;
+            placed_anyway += usize::from(order.acknowledged_at_ms < retried_at_ms);
         }
-        outcomes.record(key, request, answer);
+        outcomes.record(sent.key, sent.request, answer);
     }
+    eprintln!(
+        "{mode}: {hung_up} of {} requests hung up (waiting up to {patience:?}); \
+         {placed_anyway} of their orders were placed before their key was asked again",
+        CLIENTS * HANG_UPS_EACH
+    );
+    assert!(
+        placed_anyway > 0,
+        "some handlers must have been cancelled after the server took the order"
+    );
     assert_one_order_per_key(&system, &outcomes).await;
     system.stop().await;
 }

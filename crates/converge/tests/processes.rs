@@ -74,11 +74,7 @@ async fn two_instances_survive_kills(mode: Mode) {
         cluster.restart(part, index, Vec::new()).await.unwrap();
     }
     let outcomes = load.finish().await;
-    assert_eq!(
-        outcomes.answered(),
-        240,
-        "every order got a final answer"
-    );
+    assert_eq!(outcomes.answered(), 240, "every order got a final answer");
     assert!(!outcomes.acknowledged.is_empty());
     assert_outcomes(&client, mode, &outcomes).await;
     cluster.stop().await;
