@@ -239,13 +239,19 @@ async fn broker_killed_and_restarted(mode: Mode) {
         .await;
 
     nats.kill().await;
-    let down = load.acknowledged();
+    let (down, retries) = (load.acknowledged(), load.retries());
     load.wait_acknowledged(down + STEP, "orders acknowledged while the broker is down")
         .await;
     let said = progress_while_broker_down(&system).await;
     eprintln!(
         "/progress with the broker down: {}",
         serde_json::to_string(&said.services).unwrap()
+    );
+
+    assert_eq!(
+        load.retries(),
+        retries,
+        "with the broker down, every order is still acknowledged at the first attempt"
     );
 
     nats.restart().await;
@@ -286,7 +292,12 @@ async fn database_killed_and_restarted(mode: Mode) {
     load.wait_acknowledged(STEP, "before the database stops")
         .await;
 
+    let retries = load.retries();
     postgres.crash_and_restart(Duration::from_secs(1)).await;
+    assert!(
+        load.retries() > retries,
+        "orders sent while the database was down failed (and are retried)"
+    );
     let back = load.acknowledged();
     load.wait_acknowledged(
         back + STEP,

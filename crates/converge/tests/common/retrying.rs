@@ -31,6 +31,16 @@ pub enum Final {
 /// key still being placed: the contract says try again with the same key. Panics if the key
 /// has none within [`KEY_DEADLINE`]: a key stuck for good is what the tests look for.
 pub async fn place_until_final(client: &Client, request: &PlaceOrderRequest, key: &str) -> Final {
+    place_counting_retries(client, request, key, &AtomicUsize::new(0)).await
+}
+
+/// [`place_until_final`], adding to `retries` each attempt that had to be made again.
+async fn place_counting_retries(
+    client: &Client,
+    request: &PlaceOrderRequest,
+    key: &str,
+    retries: &AtomicUsize,
+) -> Final {
     let deadline = Instant::now() + KEY_DEADLINE;
     let mut last = None;
     loop {
@@ -50,6 +60,7 @@ pub async fn place_until_final(client: &Client, request: &PlaceOrderRequest, key
             Instant::now() < deadline,
             "key {key} got no final answer within {KEY_DEADLINE:?} (last status {last:?})"
         );
+        retries.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -88,6 +99,7 @@ impl Outcomes {
 pub struct Load {
     stop: Arc<AtomicBool>,
     acknowledged: Arc<AtomicUsize>,
+    retries: Arc<AtomicUsize>,
     workers: tokio::task::JoinHandle<Outcomes>,
 }
 
@@ -102,11 +114,13 @@ impl Load {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicUsize::new(0));
+        let retries = Arc::new(AtomicUsize::new(0));
         let outcomes = Arc::new(Mutex::new(Outcomes::default()));
         let next = Arc::new(AtomicUsize::new(0));
         let workers = (0..concurrency).map(|_| {
             let (client, accounts) = (client.clone(), accounts.to_vec());
-            let (stop, acknowledged) = (stop.clone(), acknowledged.clone());
+            let (stop, acknowledged, retries) =
+                (stop.clone(), acknowledged.clone(), retries.clone());
             let (outcomes, next) = (outcomes.clone(), next.clone());
             async move {
                 loop {
@@ -117,7 +131,7 @@ impl Load {
                     let account = &accounts[i % accounts.len()];
                     let key = format!("load-{i}-{}", uuid::Uuid::new_v4().simple());
                     let request = order_request(account, &[("ramen", 1 + (i % 3) as i64, 1_450)]);
-                    let answer = place_until_final(&client, &request, &key).await;
+                    let answer = place_counting_retries(&client, &request, &key, &retries).await;
                     if matches!(answer, Final::Acknowledged(_)) {
                         acknowledged.fetch_add(1, Ordering::Relaxed);
                     }
@@ -139,6 +153,7 @@ impl Load {
         Self {
             stop,
             acknowledged,
+            retries,
             workers,
         }
     }
@@ -146,6 +161,11 @@ impl Load {
     /// Orders acknowledged so far.
     pub fn acknowledged(&self) -> usize {
         self.acknowledged.load(Ordering::Relaxed)
+    }
+
+    /// Attempts so far that got no final answer and were made again.
+    pub fn retries(&self) -> usize {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Waits until `count` orders in all are acknowledged; panics, saying `what` was expected,
