@@ -11,7 +11,7 @@
 //!   once it is back every acknowledged order reaches every service exactly once — no service
 //!   restarted.
 //! - **PostgreSQL killed and restarted under load** (queue, strong; PostgreSQL + embedded
-//!   feed): orders placed during the outage may fail, and clients retry them under their
+//!   feed, and queue on PostgreSQL + NATS): orders placed during the outage may fail, and clients retry them under their
 //!   `Idempotency-Key`; afterwards every key has exactly one order and the checker is clean.
 //!   The services reconnect by themselves.
 //! - **Clients that hang up mid-request** (queue and strong, every backend pair): the server
@@ -279,9 +279,9 @@ mod nats_server_killed_and_restarted_under_load_loses_nothing {
 // ---------------------------------------------------------------------------------------------
 // The database killed under load.
 
-async fn database_killed_and_restarted(mode: Mode) {
+async fn database_killed_and_restarted(mode: Mode, backends: Backends) {
     let postgres = OwnPostgres::start().await;
-    let system = system(mode, Backends::PostgresEmbedded, |config| {
+    let system = system(mode, backends, |config| {
         if let storage::Location::Postgres { url, .. } = &mut config.location {
             *url = postgres.url();
         }
@@ -313,12 +313,19 @@ mod postgres_killed_and_restarted_under_load_loses_nothing {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queue() {
-        database_killed_and_restarted(Mode::Queue).await
+        database_killed_and_restarted(Mode::Queue, Backends::PostgresEmbedded).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn strong() {
-        database_killed_and_restarted(Mode::Strong).await
+        database_killed_and_restarted(Mode::Strong, Backends::PostgresEmbedded).await
+    }
+
+    /// The relay's progress is in the database too: publishing again what it could not
+    /// record is harmless (the broker drops the duplicates).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queue_with_nats() {
+        database_killed_and_restarted(Mode::Queue, Backends::PostgresNats).await
     }
 }
 
