@@ -183,6 +183,8 @@ async fn assert_nothing_lost_or_doubled(system: &TestSystem, load: Load) {
     assert_one_order_per_key(system, &outcomes).await;
 }
 
+/// The checker is clean once quiet, every key answers its one order again, and the system
+/// holds no order besides those: none placed twice under one key, none a client never heard of.
 async fn assert_one_order_per_key(system: &TestSystem, outcomes: &Outcomes) {
     let report = assert_outcomes(&system.client, system.mode(), outcomes).await;
     assert_eq!(
