@@ -10,12 +10,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::retrying::{Load, accounts, assert_outcomes};
 use common::*;
-use contracts::api::{Order, OrderStatus};
 use contracts::internal::{
     PROCESSES_PATH, ProcessAction, ProcessStatus, SECRET_HEADER, process_action_path,
 };
@@ -23,7 +21,6 @@ use contracts::{Mode, ServiceName};
 use converge::supervisor::Supervisor;
 use converge::up::{Cluster, Part, Plan};
 use converge::workload::Client;
-use tokio::sync::Mutex;
 
 /// A cluster of `instances` processes per service on the running test's backends.
 async fn start(
@@ -70,138 +67,13 @@ fn plan(mode: Mode, instances: usize) -> (Plan, tempfile::TempDir, converge::sys
     (plan, dir, config)
 }
 
-/// What a client that retries under its key ends with.
-#[derive(Debug, Default)]
-struct Outcomes {
-    /// Key → the order it got (2xx).
-    acknowledged: BTreeMap<String, Order>,
-    /// Key → the request it was sent with.
-    requests: BTreeMap<String, contracts::api::PlaceOrderRequest>,
-    /// Keys refused with a 4xx (final).
-    refused: BTreeMap<String, u16>,
-}
-
-/// Places `count` orders over `accounts`, `concurrency` at a time, each retried under its key
-/// until it gets a final answer.
-async fn load(client: &Client, accounts: &[String], count: usize, concurrency: usize) -> Outcomes {
-    let outcomes = Arc::new(Mutex::new(Outcomes::default()));
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let workers = (0..concurrency).map(|_| {
-        let (client, outcomes, next) = (client.clone(), outcomes.clone(), next.clone());
-        let accounts = accounts.to_vec();
-        async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let account = &accounts[i % accounts.len()];
-                let key = format!("load-{i}-{}", uuid::Uuid::new_v4().simple());
-                let request = order_request(account, &[("ramen", 1 + (i % 3) as i64, 1_450)]);
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                loop {
-                    let placed = client.place_order(&request, Some(&key)).await;
-                    match placed.status.map(|s| s.as_u16()) {
-                        Some(200..=299) => {
-                            let order = placed.order.expect("an acknowledged order has a body");
-                            let mut outcomes = outcomes.lock().await;
-                            outcomes.requests.insert(key.clone(), request.clone());
-                            outcomes.acknowledged.insert(key, order);
-                            break;
-                        }
-                        Some(status @ 400..=499) if status != 409 => {
-                            outcomes.lock().await.refused.insert(key, status);
-                            break;
-                        }
-                        // No answer, a 5xx, or a 409 for a key still being placed: the
-                        // contract says try again with the same key.
-                        _ => {
-                            assert!(
-                                tokio::time::Instant::now() < deadline,
-                                "key {key} got no final answer within a minute"
-                            );
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            }
-        }
-    });
-    futures::future::join_all(workers).await;
-    Arc::try_unwrap(outcomes)
-        .expect("workers done")
-        .into_inner()
-}
-
-async fn accounts(client: &Client, count: usize, balance_cents: i64) -> Vec<String> {
-    let mut ids = Vec::new();
-    for i in 0..count {
-        let account = client
-            .create_account(&format!("customer {i}"))
-            .await
-            .unwrap();
-        client.top_up(&account.id, balance_cents).await.unwrap();
-        ids.push(account.id);
-    }
-    ids
-}
-
-/// The checker is clean once the system is quiet, every acknowledged order ended as its mode
-/// says, and every key has exactly one order.
-async fn assert_outcomes(client: &Client, mode: Mode, outcomes: &Outcomes) {
-    let report = checker::check(
-        client.http(),
-        client.base(),
-        &checker::CheckOptions {
-            acknowledged: outcomes
-                .acknowledged
-                .values()
-                .map(|o| (o.id.clone(), o.account_id.clone()))
-                .collect(),
-            wait_quiet: Some(Duration::from_secs(60)),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("the system can be read");
-    assert!(
-        report.is_settled(),
-        "after the load:\n{}\n{}",
-        report
-            .violations
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        report
-            .in_flight
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    for (key, order) in &outcomes.acknowledged {
-        let stored: Order = client.get(&format!("/orders/{}", order.id)).await.unwrap();
-        match mode {
-            Mode::Strong => assert_eq!(stored.status, OrderStatus::Confirmed, "{key}"),
-            _ => assert_ne!(stored.status, OrderStatus::Accepted, "{key} is settled"),
-        }
-        // Asked again, the key answers the same order: one order per key.
-        let again = client.place_order(&outcomes.requests[key], Some(key)).await;
-        let again = again.order.expect("a retry gets the order back");
-        assert_eq!(again.id, order.id, "key {key} answers one order");
-    }
-}
-
 /// Two instances of every service under load; one instance of Order, Payment and Stats is
 /// killed in the middle, and started again a second later.
 async fn two_instances_survive_kills(mode: Mode) {
     let (mut cluster, _dir, config) = start(mode, 2).await;
     let client = Client::new(cluster.url());
     let ids = accounts(&client, 8, 60_000).await;
-    let load_client = client.clone();
-    let load_ids = ids.clone();
-    let load = tokio::spawn(async move { load(&load_client, &load_ids, 240, 12).await });
+    let load = Load::start(&client, &ids, 12, Some(240));
     tokio::time::sleep(Duration::from_millis(700)).await;
     let victims = [
         (Part::Service(ServiceName::Order), 0),
@@ -215,12 +87,8 @@ async fn two_instances_survive_kills(mode: Mode) {
     for (part, index) in victims {
         cluster.restart(part, index, Vec::new()).await.unwrap();
     }
-    let outcomes = load.await.unwrap();
-    assert_eq!(
-        outcomes.acknowledged.len() + outcomes.refused.len(),
-        240,
-        "every order got a final answer"
-    );
+    let outcomes = load.finish().await;
+    assert_eq!(outcomes.answered(), 240, "every order got a final answer");
     assert!(!outcomes.acknowledged.is_empty());
     assert_outcomes(&client, mode, &outcomes).await;
     cluster.stop().await;
@@ -322,7 +190,7 @@ async fn a_service_killed_from_the_dashboard_stays_down_until_restarted_from_it(
     );
     let client = Client::new(&url);
     let ids = accounts(&client, 3, 60_000).await;
-    let outcomes = load(&client, &ids, 30, 3).await;
+    let outcomes = Load::start(&client, &ids, 3, Some(30)).finish().await;
     assert_eq!(outcomes.acknowledged.len(), 30, "{:?}", outcomes.refused);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(

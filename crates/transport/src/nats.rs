@@ -134,6 +134,20 @@ impl Broker {
         Ok(stream)
     }
 
+    /// Fails unless the client is connected to the server. While it is not, a fetch would not
+    /// fail: the client keeps the request until it reconnects, and the batch ends empty once
+    /// its wait is over, as if there were nothing new. The consumer must say it is stuck and
+    /// why instead.
+    fn connected(&self) -> Result<(), TransportError> {
+        match self.jetstream.client().connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(TransportError::new(
+                anyhow::anyhow!("the broker is unreachable (connection {state})"),
+                true,
+            )),
+        }
+    }
+
     /// Forgets a stream (it was deleted under us): the next use creates it again.
     pub(crate) async fn forget(&self, producer: &str) {
         self.streams
@@ -236,6 +250,7 @@ impl EventFeed for NatsFeed {
         limit: i64,
         wait: Duration,
     ) -> Result<Vec<Event>, TransportError> {
+        self.broker.connected()?;
         let consumer = self.consumer().await?;
         let mut batch = consumer
             .fetch()
