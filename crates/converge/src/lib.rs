@@ -8,10 +8,12 @@
 //! - [`demo`]: the same workload through each mode, side by side.
 //! - [`up`]: the services and the gateway as separate processes, which the drill and the
 //!   crash tests also drive (kill, pause, restart).
+//! - [`drill`]: a nemesis: faults injected one at a time into those processes under load.
 
 pub mod baseline;
 pub mod bench;
 pub mod demo;
+pub mod drill;
 pub mod floor;
 pub mod settings;
 pub mod system;
