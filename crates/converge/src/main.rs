@@ -30,6 +30,9 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "info" })),
         )
         .with_writer(std::io::stderr)
+        // A log that cannot be written (its disk full) must not take the service down:
+        // reporting that error would print to stderr, and a failed print panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {

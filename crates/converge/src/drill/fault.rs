@@ -41,7 +41,7 @@ pub enum Kind {
     Pause,
     /// Account restarted with a wrong secret, then with the right one.
     WrongSecret,
-    /// A service's database can no longer grow (SQLite only).
+    /// A service's database can no longer grow (SQLite only): Stats, then Order.
     DiskFull,
     /// A network delay on every call a service makes, then none.
     DelaySpike,
@@ -70,14 +70,16 @@ impl Kind {
         }
     }
 
-    /// The services it may hit: kill and pause any; the others the one where they matter
+    /// The services it may hit: kill and pause any; the others those where they matter
     /// (Account checks every order; Stats is the full disk and the slow service; Order
-    /// makes the calls of the two-phase commit and reads Payment's verdicts).
+    /// makes the calls of the two-phase commit, logs its decisions and reads Payment's
+    /// verdicts).
     fn targets(self) -> &'static [ServiceName] {
         match self {
             Kind::Kill | Kind::Pause => &ServiceName::ALL,
             Kind::WrongSecret => &[ServiceName::Account],
-            Kind::DiskFull | Kind::SlowStats => &[ServiceName::Stats],
+            Kind::DiskFull => &[ServiceName::Stats, ServiceName::Order],
+            Kind::SlowStats => &[ServiceName::Stats],
             Kind::DelaySpike => &[ServiceName::Order],
         }
     }
@@ -246,7 +248,7 @@ mod tests {
     #[test]
     fn kill_and_pause_go_through_every_service_the_others_hit_theirs() {
         let faults = each(&Kind::ALL);
-        assert_eq!(faults.len(), 5 + 5 + 4);
+        assert_eq!(faults.len(), 5 + 5 + 1 + 2 + 1 + 1);
         assert!(faults.contains(&Fault {
             kind: Kind::WrongSecret,
             target: ServiceName::Account
