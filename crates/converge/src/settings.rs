@@ -227,6 +227,17 @@ pub enum StoreArg {
 }
 
 impl Backends {
+    /// Every flag at its default (or its environment variable): SQLite files and the embedded
+    /// feed on a fresh machine.
+    pub fn defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            backends: Backends,
+        }
+        Only::parse_from(["converge"]).backends
+    }
+
     /// The same settings as flags, for a child process (`converge up`).
     pub fn to_args(&self) -> Vec<String> {
         // URLs may carry passwords: they go by environment (see `to_env`), not on the command
