@@ -63,10 +63,6 @@ fn failed(row: &Row) -> u64 {
     row.during.failed
 }
 
-fn stuck(row: &Row) -> &str {
-    row.seen.stuck.as_deref().unwrap_or("")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strong_mode_answers_honestly_through_a_kill_a_wrong_secret_and_a_full_disk() {
     let rows = drill(
@@ -112,13 +108,14 @@ async fn eventual(mode: Mode) {
     };
     assert!(kill.during.acked > 0, "Order takes orders while Stats is down");
     assert!(kill.seen.unquiet > 0, "Stats' work lagged: {:?}", kill.seen);
+    let stuck_at = |row: &Row, service| row.seen.stuck_at(service).unwrap_or_default().to_owned();
     assert!(
-        stuck(secret).contains("401"),
+        stuck_at(secret, ServiceName::Payment).contains("401"),
         "Payment's consumer was stuck on Account's refusal: {:?}",
         secret.seen
     );
     assert!(
-        stuck(disk).starts_with("stats/") && stuck(disk).contains("I/O"),
+        stuck_at(disk, ServiceName::Stats).contains("I/O"),
         "Stats' consumer was stuck on its disk: {:?}",
         disk.seen
     );

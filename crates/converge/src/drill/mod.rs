@@ -19,6 +19,7 @@ pub mod fault;
 pub mod load;
 pub mod output;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,18 +104,35 @@ pub struct Seen {
     pub readings: u32,
     /// Readings that were not quiet, or that the gateway could not answer whole.
     pub unquiet: u32,
-    /// The first consumer seen stuck: `service/feed: error`.
-    pub stuck: Option<String>,
+    /// Each consumer seen stuck, as `service/feed`, with the last error it gave (the first may
+    /// be the fault's onset: a peer restarting before it answers wrongly).
+    pub stuck: BTreeMap<String, String>,
 }
 
 impl Seen {
     /// A few words for the table.
     pub fn summary(&self) -> String {
-        match &self.stuck {
-            Some(stuck) => format!("stuck {stuck}"),
-            None if self.unquiet > 0 => format!("lagging {}/{}", self.unquiet, self.readings),
-            None => "-".into(),
+        if !self.stuck.is_empty() {
+            let stuck: Vec<String> = self
+                .stuck
+                .iter()
+                .map(|(consumer, error)| format!("{consumer}: {error}"))
+                .collect();
+            format!("stuck {}", stuck.join("; "))
+        } else if self.unquiet > 0 {
+            format!("lagging {}/{}", self.unquiet, self.readings)
+        } else {
+            "-".into()
         }
+    }
+
+    /// The last error of a stuck consumer of `service`, if one was seen.
+    pub fn stuck_at(&self, service: ServiceName) -> Option<&str> {
+        let prefix = format!("{service}/");
+        self.stuck
+            .iter()
+            .find(|(consumer, _)| consumer.starts_with(&prefix))
+            .map(|(_, error)| error.as_str())
     }
 }
 
@@ -361,9 +379,7 @@ async fn watch(client: Client, stop: CancellationToken) -> Seen {
                 if !progress.quiet || progress.services.len() < ServiceName::ALL.len() {
                     seen.unquiet += 1;
                 }
-                if seen.stuck.is_none() {
-                    seen.stuck = first_stuck(&progress);
-                }
+                note_stuck(&mut seen, &progress);
             }
             _ => seen.unquiet += 1,
         }
@@ -375,19 +391,16 @@ async fn watch(client: Client, stop: CancellationToken) -> Seen {
     seen
 }
 
-fn first_stuck(progress: &Progress) -> Option<String> {
-    progress.services.iter().find_map(|(service, status)| {
-        status
-            .consumers
-            .iter()
-            .find(|(_, c)| c.state == ConsumerState::Stuck)
-            .map(|(feed, c)| {
-                format!(
-                    "{service}/{feed}: {}",
-                    c.last_error.as_deref().unwrap_or("no error given")
-                )
-            })
-    })
+fn note_stuck(seen: &mut Seen, progress: &Progress) {
+    for (service, status) in &progress.services {
+        for (feed, consumer) in &status.consumers {
+            if consumer.state == ConsumerState::Stuck {
+                let error = consumer.last_error.as_deref().unwrap_or("no error given");
+                seen.stuck
+                    .insert(format!("{service}/{feed}"), error.to_owned());
+            }
+        }
+    }
 }
 
 /// A progress line on standard error.
