@@ -49,8 +49,17 @@ async fn drill(mode: Mode, faults: Vec<Fault>) -> Vec<Row> {
     for row in &rows {
         assert!(row.skipped.is_none(), "{table}");
         assert_eq!(row.error, None, "{table}");
-        assert_eq!(row.violations, 0, "{}\n{table}", row.violation_samples.join("\n"));
-        assert!(row.agreed_after_s.is_some(), "the system agreed after {}:\n{table}", row.fault);
+        assert_eq!(
+            row.violations,
+            0,
+            "{}\n{table}",
+            row.violation_samples.join("\n")
+        );
+        assert!(
+            row.agreed_after_s.is_some(),
+            "the system agreed after {}:\n{table}",
+            row.fault
+        );
         assert!(row.died.is_empty(), "no process died on its own:\n{table}");
         assert_eq!(row.abandoned, 0, "every order got a final answer:\n{table}");
     }
@@ -77,7 +86,12 @@ async fn strong_mode_answers_honestly_through_a_kill_a_wrong_secret_and_a_full_d
     // Every participant is on every order's path: while one is down, refused by its peers
     // or unable to write, orders fail (and are retried under their key).
     for row in &rows {
-        assert!(failed(row) > 0, "{} was in force: {:?}", row.fault, row.during);
+        assert!(
+            failed(row) > 0,
+            "{} was in force: {:?}",
+            row.fault,
+            row.during
+        );
     }
 }
 
@@ -106,7 +120,10 @@ async fn eventual(mode: Mode) {
     let [kill, secret, disk] = &rows[..] else {
         unreachable!("three rows")
     };
-    assert!(kill.during.acked > 0, "Order takes orders while Stats is down");
+    assert!(
+        kill.during.acked > 0,
+        "Order takes orders while Stats is down"
+    );
     assert!(kill.seen.unquiet > 0, "Stats' work lagged: {:?}", kill.seen);
     let stuck_at = |row: &Row, service| row.seen.stuck_at(service).unwrap_or_default().to_owned();
     assert!(

@@ -174,8 +174,12 @@ pub async fn inject(fault: Fault, cluster: &mut Cluster, reach: &Reach) -> anyho
                 .len();
             file_size_limit(cluster, part, &size.to_string()).await
         }
-        Kind::DelaySpike => set_delay(cluster, reach, fault.target, NETWORK_DELAY_PATH, SPIKE).await,
-        Kind::SlowStats => set_delay(cluster, reach, fault.target, PROCESSING_DELAY_PATH, SLOW).await,
+        Kind::DelaySpike => {
+            set_delay(cluster, reach, fault.target, NETWORK_DELAY_PATH, SPIKE).await
+        }
+        Kind::SlowStats => {
+            set_delay(cluster, reach, fault.target, PROCESSING_DELAY_PATH, SLOW).await
+        }
     }
 }
 
@@ -187,10 +191,24 @@ pub async fn heal(fault: Fault, cluster: &mut Cluster, reach: &Reach) -> anyhow:
         Kind::Pause => cluster.resume(part, 0),
         Kind::DiskFull => file_size_limit(cluster, part, "unlimited").await,
         Kind::DelaySpike => {
-            set_delay(cluster, reach, fault.target, NETWORK_DELAY_PATH, Duration::ZERO).await
+            set_delay(
+                cluster,
+                reach,
+                fault.target,
+                NETWORK_DELAY_PATH,
+                Duration::ZERO,
+            )
+            .await
         }
         Kind::SlowStats => {
-            set_delay(cluster, reach, fault.target, PROCESSING_DELAY_PATH, Duration::ZERO).await
+            set_delay(
+                cluster,
+                reach,
+                fault.target,
+                PROCESSING_DELAY_PATH,
+                Duration::ZERO,
+            )
+            .await
         }
     }
 }
@@ -207,7 +225,10 @@ async fn file_size_limit(cluster: &Cluster, part: Part, soft: &str) -> anyhow::R
         .status()
         .await
         .context("cannot run prlimit")?;
-    anyhow::ensure!(status.success(), "prlimit --fsize={soft}: failed ({status})");
+    anyhow::ensure!(
+        status.success(),
+        "prlimit --fsize={soft}: failed ({status})"
+    );
     Ok(())
 }
 

@@ -196,7 +196,10 @@ pub struct Availability {
 impl Availability {
     pub fn between(events: &[Event], from_ms: u64, to_ms: u64) -> Self {
         let mut counts = Self::default();
-        for event in events.iter().filter(|e| (from_ms..to_ms).contains(&e.at_ms)) {
+        for event in events
+            .iter()
+            .filter(|e| (from_ms..to_ms).contains(&e.at_ms))
+        {
             match event.answer {
                 Answer::Acked => counts.acked += 1,
                 Answer::Refused => counts.refused += 1,
@@ -209,7 +212,11 @@ impl Availability {
 
 /// Answers per whole second of the drill's clock: `(acked, failed)` per second.
 pub fn per_second(events: &[Event]) -> Vec<(u64, u64)> {
-    let seconds = events.iter().map(|e| e.at_ms / 1_000 + 1).max().unwrap_or(0);
+    let seconds = events
+        .iter()
+        .map(|e| e.at_ms / 1_000 + 1)
+        .max()
+        .unwrap_or(0);
     let mut out = vec![(0, 0); seconds as usize];
     for event in events {
         let slot = &mut out[(event.at_ms / 1_000) as usize];

@@ -207,7 +207,13 @@ fn describe(backends: &Backends) -> String {
 async fn run_mode(plan: &Plan, mode: Mode) -> anyhow::Result<ModeRun> {
     let data = tempfile::tempdir().context("cannot create a temporary data directory")?;
     let (cluster_plan, reach) = cluster_plan(plan, mode, data.path().to_owned());
-    progress(mode, &format!("starting the processes; logs in {}", cluster_plan.run_dir.display()));
+    progress(
+        mode,
+        &format!(
+            "starting the processes; logs in {}",
+            cluster_plan.run_dir.display()
+        ),
+    );
     let mut cluster = Cluster::start(cluster_plan).await?;
     let client = Client::new(cluster.url());
     let expected = plan.rate as f64 * (plan.steady + plan.window).as_secs_f64();
@@ -216,7 +222,10 @@ async fn run_mode(plan: &Plan, mode: Mode) -> anyhow::Result<ModeRun> {
         plan.accounts,
         (expected * plan.faults.len().max(1) as f64) as u64 + plan.rate,
     );
-    let opened = workload.open(&client).await.context("cannot open the accounts")?;
+    let opened = workload
+        .open(&client)
+        .await
+        .context("cannot open the accounts")?;
     let orders = Arc::new(Orders::new(client, workload, opened));
     let mut rows = Vec::new();
     for &fault in &plan.faults {
@@ -292,7 +301,10 @@ async fn drill_one(
     if row.skipped.is_some() {
         return row;
     }
-    progress(mode, &format!("{fault}: steady {} s", plan.steady.as_secs_f64()));
+    progress(
+        mode,
+        &format!("{fault}: steady {} s", plan.steady.as_secs_f64()),
+    );
     let abandoned_before = orders.record().abandoned;
     let load = Load::start(orders.clone(), plan.rate);
     tokio::time::sleep(plan.steady).await;
@@ -312,9 +324,13 @@ async fn drill_one(
         .or(healed.err())
         .map(|error| format!("{error:#}"));
     load.stop().await;
-    let agreed = checker::wait_quiet(orders.client.http(), orders.client.base(), plan.agree_timeout)
-        .await
-        .is_ok();
+    let agreed = checker::wait_quiet(
+        orders.client.http(),
+        orders.client.base(),
+        plan.agree_timeout,
+    )
+    .await
+    .is_ok();
     let agreed_ms = orders.now_ms();
     row.from_s = from_ms as f64 / 1_000.0;
     row.to_s = to_ms as f64 / 1_000.0;
@@ -349,7 +365,8 @@ async fn verdict(row: &mut Row, orders: &Orders, acknowledged: Vec<(String, Stri
                 .collect();
         }
         Err(error) => {
-            row.error.get_or_insert(format!("the checker could not read the system: {error}"));
+            row.error
+                .get_or_insert(format!("the checker could not read the system: {error}"));
         }
     }
 }
@@ -372,7 +389,8 @@ async fn watch(client: Client, stop: CancellationToken) -> Seen {
     let mut seen = Seen::default();
     while !stop.is_cancelled() {
         let started = Instant::now();
-        let reading = tokio::time::timeout(Duration::from_secs(1), client.get::<Progress>("/progress")).await;
+        let reading =
+            tokio::time::timeout(Duration::from_secs(1), client.get::<Progress>("/progress")).await;
         seen.readings += 1;
         match reading {
             Ok(Ok(progress)) => {
@@ -407,4 +425,3 @@ fn note_stuck(seen: &mut Seen, progress: &Progress) {
 fn progress(mode: Mode, message: &str) {
     eprintln!("[{mode}] {message}");
 }
-

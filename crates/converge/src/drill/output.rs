@@ -63,7 +63,14 @@ fn remark(row: &Row) -> String {
 pub fn table(report: &Report) -> String {
     let mut out = format!(
         "{:<6} {:<20} {:>6} {:>7} {:>6} {:>12} {:>10}  {}\n",
-        "mode", "fault", "acked", "refused", "failed", "agreed after", "violations", "seen during the fault"
+        "mode",
+        "fault",
+        "acked",
+        "refused",
+        "failed",
+        "agreed after",
+        "violations",
+        "seen during the fault"
     );
     for row in report.rows() {
         let _ = writeln!(out, "{:<6} {}", row.mode.to_string(), line(row));
@@ -81,9 +88,9 @@ pub fn write(report: &Report, out: &Path) -> anyhow::Result<PathBuf> {
         let chart = timeline(run);
         let name = format!("timeline-{}.svg", run.mode);
         std::fs::write(out.join(&name), report::svg::standalone(&chart))?;
-        let _ = write!(
+        let _ = writeln!(
             figures,
-            "<figure><figcaption>{} (<a href=\"{name}\">{name}</a>)</figcaption>{chart}</figure>\n",
+            "<figure><figcaption>{} (<a href=\"{name}\">{name}</a>)</figcaption>{chart}</figure>",
             run.mode
         );
     }
