@@ -189,6 +189,12 @@ async fn attempt(orders: &Orders, order: &NewOrder, claim: &Claim, tx_id: &str) 
                 orders
                     .db
                     .write(move |tx| {
+                        if runtime::failing_point("order::decision-write") {
+                            return Err(DbError::new(
+                                storage::ErrorKind::Transient,
+                                "the decision log refused the write (failure injected)",
+                            ));
+                        }
                         let outcome = store::decide(tx, &confirmed.id, Outcome::Commit, now_ms())?;
                         if outcome == Outcome::Commit && store::find(tx, &confirmed.id)?.is_none() {
                             store::insert_all(tx, &[&confirmed])?;
