@@ -40,6 +40,9 @@ use load::{Availability, Load, Orders};
 /// How often the drill reads `/progress` while a fault is in force.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
 
+/// How much of a stuck consumer's error the table shows.
+const ERROR_SHOWN: usize = 48;
+
 /// The most violations a row keeps the text of (the count is always whole).
 const VIOLATIONS_KEPT: usize = 5;
 
@@ -110,13 +113,13 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// A few words for the table.
+    /// A few words for the table (the errors cut short: `drill.json` has them whole).
     pub fn summary(&self) -> String {
         if !self.stuck.is_empty() {
             let stuck: Vec<String> = self
                 .stuck
                 .iter()
-                .map(|(consumer, error)| format!("{consumer}: {error}"))
+                .map(|(consumer, error)| format!("{consumer}: {}", shorten(error)))
                 .collect();
             format!("stuck {}", stuck.join("; "))
         } else if self.unquiet > 0 {
@@ -133,6 +136,14 @@ impl Seen {
             .iter()
             .find(|(consumer, _)| consumer.starts_with(&prefix))
             .map(|(_, error)| error.as_str())
+    }
+}
+
+/// The first words of an error, up to [`ERROR_SHOWN`] characters.
+fn shorten(error: &str) -> String {
+    match error.char_indices().nth(ERROR_SHOWN) {
+        Some((cut, _)) => format!("{}…", &error[..cut]),
+        None => error.to_owned(),
     }
 }
 
@@ -179,13 +190,14 @@ impl Report {
 
 /// Runs every fault of the plan in every mode of it.
 pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
+    let started_at = chrono::Utc::now().to_rfc3339();
     let mut runs = Vec::new();
     for &mode in &plan.modes {
         runs.push(run_mode(plan, mode).await?);
     }
     Ok(Report {
         command: plan.command.clone(),
-        started_at: chrono::Utc::now().to_rfc3339(),
+        started_at,
         seed: plan.seed,
         rate: plan.rate,
         fault_s: plan.window.as_secs_f64(),
