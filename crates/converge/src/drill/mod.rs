@@ -218,7 +218,8 @@ fn describe(backends: &Backends) -> String {
 /// One mode: a fresh system, then each fault in turn.
 async fn run_mode(plan: &Plan, mode: Mode) -> anyhow::Result<ModeRun> {
     let data = tempfile::tempdir().context("cannot create a temporary data directory")?;
-    let (cluster_plan, reach) = cluster_plan(plan, mode, data.path().to_owned());
+    let backends = fresh_backends(plan, mode, data.path().to_owned());
+    let (cluster_plan, reach) = cluster_plan(plan, mode, &backends);
     progress(
         mode,
         &format!(
@@ -246,6 +247,13 @@ async fn run_mode(plan: &Plan, mode: Mode) -> anyhow::Result<ModeRun> {
         rows.push(row);
     }
     cluster.stop().await;
+    let removed = crate::system::remove_storage(&backends.location()?, &backends.transport()).await;
+    if let Err(error) = removed {
+        progress(
+            mode,
+            &format!("could not remove the drill's schemas or streams: {error:#}"),
+        );
+    }
     let record = orders.record();
     Ok(ModeRun {
         mode,
@@ -255,13 +263,19 @@ async fn run_mode(plan: &Plan, mode: Mode) -> anyhow::Result<ModeRun> {
     })
 }
 
-/// The processes of one mode, on fresh storage, and how the drill reaches them.
-fn cluster_plan(plan: &Plan, mode: Mode, data: PathBuf) -> (crate::up::Plan, Reach) {
+/// The plan's backends on fresh storage of `mode`'s own: SQLite files in `data`, or schemas
+/// and streams no other system uses.
+fn fresh_backends(plan: &Plan, mode: Mode, data: PathBuf) -> Backends {
     let mut backends = plan.backends.clone();
-    backends.data_dir = data.clone();
+    backends.data_dir = data;
     let unique = format!("drill{}{}", std::process::id(), mode);
     backends.database_schema_prefix = format!("{unique}_");
     backends.nats_prefix = unique;
+    backends
+}
+
+/// The processes of one mode, and how the drill reaches them.
+fn cluster_plan(plan: &Plan, mode: Mode, backends: &Backends) -> (crate::up::Plan, Reach) {
     let mut args = backends.to_args();
     args.extend(plan.args.iter().cloned());
     let cluster_plan = crate::up::Plan {
@@ -281,7 +295,10 @@ fn cluster_plan(plan: &Plan, mode: Mode, data: PathBuf) -> (crate::up::Plan, Rea
     };
     let reach = Reach {
         http: runtime::peer::http_client(),
-        sqlite_dir: backends.database_url.is_none().then_some(data),
+        sqlite_dir: backends
+            .database_url
+            .is_none()
+            .then(|| backends.data_dir.clone()),
     };
     (cluster_plan, reach)
 }
