@@ -11,11 +11,13 @@
 //!   crash tests also drive (kill, pause, restart).
 //! - [`supervisor`]: `converge up`'s control routes, through which the dashboard kills and
 //!   restarts a process.
+//! - [`drill`]: a nemesis: faults injected one at a time into those processes under load.
 
 pub mod baseline;
 pub mod bench;
 pub mod dead_letters;
 pub mod demo;
+pub mod drill;
 pub mod floor;
 pub mod settings;
 pub mod supervisor;

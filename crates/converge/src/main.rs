@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         Command::Demo(_)
             | Command::Bench(_)
             | Command::Check(_)
+            | Command::Drill(_)
             | Command::Replicas(_)
             | Command::DeadLetters(_)
     );
@@ -36,6 +37,9 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new(if quiet { "error" } else { "info" })),
         )
         .with_writer(std::io::stderr)
+        // A log that cannot be written (its disk full) must not take the service down:
+        // reporting that error would print to stderr, and a failed print panics.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
@@ -44,6 +48,7 @@ async fn main() -> ExitCode {
         Command::Check(args) => check(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
+        Command::Drill(args) => drill(*args).await,
         Command::Replicas(args) => replicas::run(args).await,
         Command::DeadLetters(args) => converge::dead_letters::run(args).await,
     };
@@ -54,6 +59,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    converge::up::survive_file_size_limit();
     let mut config = SystemConfig::new(args.mode.into(), args.backends.location()?);
     config.transport = args.backends.transport();
     config.stats_standbys = args.backends.stats_replica_urls.clone();
@@ -296,6 +302,41 @@ async fn bench(args: converge::settings::BenchArgs) -> anyhow::Result<ExitCode> 
     let report = converge::bench::run(&plan).await?;
     println!("{}", report::table::render(&report));
     finish(&report, &args.out)
+}
+
+/// `converge drill`: the table on stdout, the report in `--out`; exit status 1 unless every
+/// fault ended with the system agreeing and no violation.
+async fn drill(args: converge::settings::DrillArgs) -> anyhow::Result<ExitCode> {
+    use converge::drill::{self, fault};
+    args.backends.location()?;
+    let faults = match args.random {
+        Some(count) => fault::random(&args.faults, count, args.seed),
+        None => fault::each(&args.faults),
+    };
+    let plan = drill::Plan {
+        command: command_line(),
+        binary: std::env::current_exe()?,
+        modes: args.mode.modes(),
+        faults,
+        rate: args.rate.max(1),
+        accounts: args.accounts.max(1),
+        seed: args.seed,
+        steady: std::time::Duration::from_secs_f64(args.steady_s.max(0.0)),
+        window: std::time::Duration::from_secs_f64(args.fault_s.max(0.1)),
+        agree_timeout: std::time::Duration::from_secs(args.agree_timeout_s),
+        backends: args.backends.clone(),
+        args: args.knobs.to_args(),
+        out: args.out.clone(),
+    };
+    let report = drill::run(&plan).await?;
+    print!("{}", drill::output::table(&report));
+    let page = drill::output::write(&report, &args.out)?;
+    println!("report: {} (and drill.json beside it)", page.display());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Every database × transport pair the bench was asked for.

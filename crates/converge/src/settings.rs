@@ -35,6 +35,10 @@ pub enum Command {
     /// Measure the trade-off: latency and throughput against the inconsistency window, per
     /// mode, with a report (report.json, index.html).
     Bench(BenchArgs),
+    /// A nemesis: the services as separate processes under a seeded load, hurt one fault at a
+    /// time (kill, pause, wrong secret, full disk, delay spike, slow Stats); per fault the
+    /// availability during it, the time to agree after it and the checker's verdict.
+    Drill(Box<DrillArgs>),
     /// Replicated database nodes: a local PostgreSQL primary with hot standbys (up, status,
     /// down) and the bench of its replication policies.
     Replicas(replicas::Args),
@@ -230,6 +234,17 @@ pub enum StoreArg {
 }
 
 impl Backends {
+    /// Every flag at its default (or its environment variable): SQLite files and the embedded
+    /// feed on a fresh machine.
+    pub fn defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            backends: Backends,
+        }
+        Only::parse_from(["converge"]).backends
+    }
+
     /// The same settings as flags, for a child process (`converge up`).
     pub fn to_args(&self) -> Vec<String> {
         // URLs may carry passwords: they go by environment (see `to_env`), not on the command
@@ -662,4 +677,64 @@ pub struct BenchArgs {
     /// Added to every call between services.
     #[arg(long, env = "CONVERGE_NETWORK_DELAY_MS", default_value_t = 0)]
     pub network_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DrillArgs {
+    /// The modes to drill, one fresh system each.
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: DrillMode,
+    /// The faults, separated by commas. Each runs on every service it may hit in turn (kill
+    /// and pause: all five), unless --random draws them.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::drill::fault::Kind::ALL)]
+    pub faults: Vec<crate::drill::fault::Kind>,
+    /// Draw this many faults (and their services) from --faults at random, by --seed.
+    #[arg(long)]
+    pub random: Option<usize>,
+    /// Seeds the workload and the random faults: the same seed, the same drill.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// How long each fault is in force, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub fault_s: f64,
+    /// Load before each fault, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub steady_s: f64,
+    /// How long the system may take to agree after a fault, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub agree_timeout_s: u64,
+    /// Orders offered per second.
+    #[arg(long, default_value_t = 50)]
+    pub rate: u64,
+    /// Accounts of the workload.
+    #[arg(long, default_value_t = 20)]
+    pub accounts: usize,
+    /// Where drill.json, the timelines, index.html and the processes' logs go.
+    #[arg(long, default_value = "drill-report")]
+    pub out: PathBuf,
+    /// The databases and transport (the drill always uses fresh storage: a temporary SQLite
+    /// directory, or schemas and streams of its own).
+    #[command(flatten)]
+    pub backends: Backends,
+    #[command(flatten)]
+    pub knobs: Knobs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DrillMode {
+    Strong,
+    Queue,
+    Cron,
+    All,
+}
+
+impl DrillMode {
+    pub fn modes(self) -> Vec<Mode> {
+        match self {
+            DrillMode::Strong => vec![Mode::Strong],
+            DrillMode::Queue => vec![Mode::Queue],
+            DrillMode::Cron => vec![Mode::Cron],
+            DrillMode::All => Mode::ALL.to_vec(),
+        }
+    }
 }

@@ -129,6 +129,36 @@ impl SystemConfig {
     }
 }
 
+/// Removes what a system kept outside its own directory: its PostgreSQL schemas and its
+/// JetStream streams (a SQLite directory goes with its owner). For systems made to be thrown
+/// away: a test's, a drill's.
+pub async fn remove_storage(location: &Location, transport: &Transport) -> anyhow::Result<()> {
+    if let Location::Postgres { url, schema_prefix } = location {
+        let (url, prefix) = (url.clone(), schema_prefix.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+            for service in [
+                "account", "order", "payment", "loyalty", "stats", "baseline",
+            ] {
+                client.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{prefix}{service}\" CASCADE"
+                ))?;
+            }
+            Ok::<_, postgres::Error>(())
+        })
+        .await??;
+    }
+    if let Transport::Nats { url, prefix } = transport {
+        let client = async_nats::connect(url.as_str()).await?;
+        let jetstream = async_nats::jetstream::new(client);
+        for producer in ["order", "payment"] {
+            let name = format!("{prefix}_{producer}").to_ascii_uppercase();
+            let _ = jetstream.delete_stream(&name).await;
+        }
+    }
+    Ok(())
+}
+
 /// A random shared secret for the internal routes, for when none is given (32 hex digits:
 /// 128 bits).
 pub fn new_secret() -> String {

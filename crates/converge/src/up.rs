@@ -255,8 +255,13 @@ impl Cluster {
     /// was started: that is noticed here).
     pub fn running(&mut self, part: Part, index: usize) -> anyhow::Result<Option<u32>> {
         self.exited(part, index)?;
-        let i = self.index_of(part, index)?;
-        Ok(self.processes[i].child.as_ref().and_then(Child::id))
+        Ok(self.pid(part, index))
+    }
+
+    /// The operating system's id of a running process (to change its limits, say).
+    pub fn pid(&self, part: Part, index: usize) -> Option<u32> {
+        let i = self.find(part, index)?;
+        self.processes[i].child.as_ref().and_then(Child::id)
     }
 
     /// Freezes a process (`SIGSTOP`): it holds its connections and answers nothing.
@@ -427,6 +432,17 @@ pub async fn exit_with_parent() {
             tracing::warn!("the process that started this one is gone; stopping");
             return;
         }
+    }
+}
+
+/// In a service's process: a write past the file-size limit (`RLIMIT_FSIZE`, which is how the
+/// drill fills a disk) fails with `EFBIG`, which the storage treats as a full disk, instead of
+/// ending the process with `SIGXFSZ`'s default action. Catching the signal (the handler stays
+/// installed once its stream is dropped) is all it takes.
+pub fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    if let Err(error) = signal(SignalKind::from_raw(Signal::SIGXFSZ as i32)) {
+        tracing::warn!(%error, "cannot catch SIGXFSZ: a file-size limit would end this process");
     }
 }
 

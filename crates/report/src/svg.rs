@@ -11,6 +11,20 @@
 
 use crate::html::escape;
 
+/// How the charts look: the page inlines it once, a chart saved on its own carries it (see
+/// [`standalone`]).
+pub const STYLE: &str = "\
+svg.chart { max-width: 100%; height: auto; font-size: 11px; font-family: inherit; }
+svg .grid { stroke: #e6e6e6; stroke-width: 1; }
+svg .frame { fill: none; stroke: #999; }
+svg .frame.empty { stroke-dasharray: 4 3; }
+svg .tick { fill: #555; }
+svg .axis-title { fill: #333; font-size: 12px; }
+svg .legend-label { fill: #333; }
+svg .nodata { fill: #888; font-size: 14px; }
+svg .bar-value { fill: #333; font-size: 9px; }
+";
+
 /// Left margin of the plot area (room for the y tick labels and the y axis title).
 const LEFT: f64 = 66.0;
 /// Right margin.
@@ -557,9 +571,65 @@ fn dash_attr(dash: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// A shaded stretch of a [`LineChart`]'s x axis, behind the lines: a fault window, say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub from: f64,
+    pub to: f64,
+    /// Written at the top of the band, and its tooltip.
+    pub label: String,
+    /// A CSS color, drawn translucent.
+    pub color: String,
+}
+
+/// A chart meant to be saved as a file of its own: with the namespace and the [`STYLE`] that a
+/// page would otherwise give it.
+pub fn standalone(svg: &str) -> String {
+    match svg.split_once('>') {
+        Some((open, rest)) => format!(
+            "{} xmlns=\"http://www.w3.org/2000/svg\"><style>{STYLE}</style>{rest}",
+            open.trim_end_matches('/')
+        ),
+        None => svg.to_owned(),
+    }
+}
+
+/// The bands, clipped to the plot area.
+fn bands(out: &mut String, area: Area, x: &Mapper, bands: &[Band]) {
+    for band in bands {
+        let (Some(from), Some(to)) = (x.fraction(band.from), x.fraction(band.to)) else {
+            continue;
+        };
+        let (from, to) = (from.clamp(0.0, 1.0), to.clamp(0.0, 1.0));
+        if to <= from {
+            continue;
+        }
+        let (left, right) = (area.x(from), area.x(to));
+        out.push_str(&format!(
+            "<g class=\"band\"><title>{label}</title><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{color}\" fill-opacity=\"0.18\"/>\
+             <text class=\"tick\" x=\"{}\" y=\"{}\" transform=\"rotate(-90 {} {})\" text-anchor=\"end\">{label}</text></g>\n",
+            px(left),
+            px(area.top),
+            px(right - left),
+            px(area.height),
+            px(left + 10.0),
+            px(area.top + 4.0),
+            px(left + 10.0),
+            px(area.top + 4.0),
+            label = escape(&band.label),
+            color = escape(&band.color),
+        ));
+    }
+}
+
 impl LineChart {
     /// The chart as an `<svg>` element.
     pub fn render(&self) -> String {
+        self.render_with_bands(&[])
+    }
+
+    /// The chart with `bands` shaded behind its lines.
+    pub fn render_with_bands(&self, shaded: &[Band]) -> String {
         let drawable = |(x, y): &(f64, f64)| accepts(self.x.scale, *x) && accepts(self.y.scale, *y);
         let points: Vec<Vec<(f64, f64)>> = self
             .series
@@ -580,6 +650,7 @@ impl LineChart {
 
         let area = Area::new(self.width, self.height);
         let mut body = String::new();
+        bands(&mut body, area, &xm, shaded);
         x_ticks(&mut body, area, &xm);
         y_axis(&mut body, area, &ym, &self.y.label, &self.x.label);
         for (series, points) in self.series.iter().zip(&points) {

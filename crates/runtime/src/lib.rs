@@ -38,3 +38,15 @@ pub fn crash_point(name: &str) {
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
 }
+
+/// A named point where a test makes an operation fail as its resource would (a write the disk
+/// refused): true when the point is armed, in builds with the `failpoints` feature only.
+pub fn failing_point(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    return fail::eval(name, |_| ()).is_some();
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}

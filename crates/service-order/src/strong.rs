@@ -189,6 +189,12 @@ async fn attempt(orders: &Orders, order: &NewOrder, claim: &Claim, tx_id: &str) 
                 orders
                     .db
                     .write(move |tx| {
+                        if runtime::failing_point("order::decision-write") {
+                            return Err(DbError::new(
+                                storage::ErrorKind::Transient,
+                                "the decision log refused the write (failure injected)",
+                            ));
+                        }
                         let outcome = store::decide(tx, &confirmed.id, Outcome::Commit, now_ms())?;
                         if outcome == Outcome::Commit && store::find(tx, &confirmed.id)?.is_none() {
                             store::insert_all(tx, &[&confirmed])?;
@@ -205,12 +211,15 @@ async fn attempt(orders: &Orders, order: &NewOrder, claim: &Claim, tx_id: &str) 
                     coordinator::abort_all(participants, tx_id).await;
                     not_placed("the two-phase commit timed out at a participant", tx_id)
                 }
-                Err(error) => {
-                    if error.kind() != storage::ErrorKind::Unknown {
-                        coordinator::abort_all(participants, tx_id).await;
-                    }
-                    unsettled(&error, Some(tx_id))
+                // The commit is known not to be logged: log abort before any participant is
+                // told to abort (if that fails too, those in doubt will ask, and the first to
+                // ask logs it).
+                Err(error) if error.kind() != storage::ErrorKind::Unknown => {
+                    let logged = log_abort(orders, tx_id).await;
+                    abort_or_follow(orders, tx_id, logged, unsettled(&error, Some(tx_id))).await
                 }
+                // The commit may be logged: nothing may be aborted; a retry finds out.
+                Err(error) => unsettled(&error, Some(tx_id)),
             }
         }
         Votes::Refused(reason) => {
@@ -237,17 +246,20 @@ async fn attempt(orders: &Orders, order: &NewOrder, claim: &Claim, tx_id: &str) 
             abort_or_follow(orders, tx_id, logged, answer).await
         }
         Votes::Failed(error) => {
-            let logged = {
-                let id = tx_id.to_owned();
-                orders
-                    .db
-                    .write(move |tx| store::decide(tx, &id, Outcome::Abort, now_ms()))
-                    .await
-            };
+            let logged = log_abort(orders, tx_id).await;
             let answer = not_placed(&error.to_string(), tx_id);
             abort_or_follow(orders, tx_id, logged, answer).await
         }
     }
+}
+
+/// Logs `abort` for `tx_id`, unless another attempt logged a decision first (returned).
+async fn log_abort(orders: &Orders, tx_id: &str) -> Result<Outcome, DbError> {
+    let id = tx_id.to_owned();
+    orders
+        .db
+        .write(move |tx| store::decide(tx, &id, Outcome::Abort, now_ms()))
+        .await
 }
 
 /// After logging an abort: tell the participants and answer; or, if another attempt logged

@@ -261,33 +261,9 @@ impl TestSystem {
 
 /// Drops what a test left on the shared servers: its PostgreSQL schemas and NATS streams.
 pub async fn clean_up(config: &SystemConfig) {
-    if let storage::Location::Postgres { url, schema_prefix } = &config.location {
-        let (url, prefix) = (url.clone(), schema_prefix.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
-            for service in [
-                "account", "order", "payment", "loyalty", "stats", "baseline",
-            ] {
-                client.batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS \"{prefix}{service}\" CASCADE"
-                ))?;
-            }
-            Ok::<_, postgres::Error>(())
-        })
+    converge::system::remove_storage(&config.location, &config.transport)
         .await
-        .expect("clean-up ran")
-        .expect("the test's schemas are dropped");
-    }
-    if let runtime::Transport::Nats { url, prefix } = &config.transport {
-        let client = async_nats::connect(url.as_str())
-            .await
-            .expect("NATS answers");
-        let jetstream = async_nats::jetstream::new(client);
-        for producer in ["order", "payment"] {
-            let name = format!("{prefix}_{producer}").to_ascii_uppercase();
-            let _ = jetstream.delete_stream(&name).await;
-        }
-    }
+        .expect("the test's schemas and streams are removed");
 }
 
 pub fn order_request(account_id: &str, items: &[(&str, i64, i64)]) -> PlaceOrderRequest {
