@@ -4,6 +4,13 @@
 //! answer contract tells them to. Afterwards the checker is clean, every acknowledged order
 //! ended as it must, and every key has exactly one order.
 //!
+//! **Crashes that crash**: a process armed with a crash point (`FAILPOINTS`) aborts there, as
+//! a power cut would stop it — before and after Order's prepare, its decision, its commit and
+//! its outbox append; after a participant's prepare and commit; before and after a
+//! consumer's apply — under a retrying load; restarted, the system ends with the checker
+//! clean and one order per key. Each point fires after a number of passes drawn from a seed:
+//! `CONVERGE_CRASH_SEEDS=N` runs N seeds per point (CI runs one).
+//!
 //! Also `converge up`'s supervisor: a service killed from the dashboard stays down (orders
 //! are still acknowledged in queue mode) until it is restarted from the dashboard, and then
 //! catches up with nothing lost.
@@ -205,4 +212,139 @@ async fn a_service_killed_from_the_dashboard_stays_down_until_restarted_from_it(
     assert!(stats_pid(&processes(&http, supervisor.url(), &secret).await).is_some());
     assert_outcomes(&client, Mode::Queue, &outcomes).await;
     supervisor.stop().await;
+}
+
+/// How many seeds each crash point runs (`CONVERGE_CRASH_SEEDS`, 1 by default).
+fn crash_seeds() -> u64 {
+    std::env::var("CONVERGE_CRASH_SEEDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// `service`'s process, armed to abort at `point` after `seed`-many passes, under a retrying
+/// load: it must abort there (`SIGABRT`), and once restarted, every key has exactly one
+/// order, every acknowledged order settles, and the checker is clean.
+async fn crash_at(mode: Mode, service: ServiceName, point: &str) {
+    for seed in 0..crash_seeds() {
+        let (mut cluster, _dir, config) = start(mode, 1).await;
+        let part = Part::Service(service);
+        let passes = seed % 3;
+        let armed = format!("{point}={passes}*off->return");
+        cluster
+            .restart(part, 0, vec![("FAILPOINTS".to_owned(), armed.clone())])
+            .await
+            .expect("the armed process starts");
+        let client = Client::new(cluster.url());
+        let ids = accounts(&client, 4, 60_000).await;
+        let load = Load::start(&client, &ids, 4, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = cluster.exited(part, 0).unwrap() {
+                break status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{service} armed with {armed} never reached it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(nix::sys::signal::Signal::SIGABRT as i32),
+            "{service} stopped at {point}, not otherwise: {status}"
+        );
+        cluster
+            .restart(part, 0, Vec::new())
+            .await
+            .expect("it starts again");
+        let before = load.acknowledged();
+        load.wait_acknowledged(before + 20, "orders after the restart")
+            .await;
+        let outcomes = load.stop().await;
+        assert_outcomes(&client, mode, &outcomes).await;
+        cluster.stop().await;
+        clean_up(&config).await;
+    }
+}
+
+mod crashes_that_crash {
+    use super::*;
+
+    macro_rules! at {
+        ($name:ident, $mode:ident, $service:ident, $point:literal) => {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                crash_at(Mode::$mode, ServiceName::$service, $point).await
+            }
+        };
+    }
+
+    at!(
+        strong_order_before_prepare,
+        Strong,
+        Order,
+        "order::before-prepare"
+    );
+    at!(
+        strong_order_after_prepare,
+        Strong,
+        Order,
+        "order::after-prepare"
+    );
+    at!(
+        strong_order_after_decision,
+        Strong,
+        Order,
+        "order::after-decision"
+    );
+    at!(
+        strong_order_after_commit,
+        Strong,
+        Order,
+        "order::after-commit"
+    );
+    at!(
+        strong_payment_after_prepare,
+        Strong,
+        Payment,
+        "participant::after-prepare"
+    );
+    at!(
+        strong_stats_after_commit,
+        Strong,
+        Stats,
+        "participant::after-commit"
+    );
+    at!(
+        queue_order_after_outbox_append,
+        Queue,
+        Order,
+        "order::after-placement"
+    );
+    at!(
+        queue_payment_before_apply,
+        Queue,
+        Payment,
+        "payment::before-apply"
+    );
+    at!(queue_stats_after_apply, Queue, Stats, "stats::after-apply");
+    at!(
+        queue_order_after_applying_verdicts,
+        Queue,
+        Order,
+        "order::after-apply"
+    );
+    at!(
+        cron_loyalty_after_apply,
+        Cron,
+        Loyalty,
+        "loyalty::after-apply"
+    );
+    at!(
+        cron_order_after_outbox_append,
+        Cron,
+        Order,
+        "order::after-placement"
+    );
 }

@@ -112,7 +112,11 @@ async fn prepare_many<P: Participant>(
             "at most {BATCH_MAX} transactions per call"
         )));
     }
-    participant.prepare_many(requests).await.map(ApiJson)
+    let votes = participant.prepare_many(requests).await?;
+    // Prepared and durable, the votes not yet sent: the coordinator times out and aborts, and
+    // the in-doubt resolver of the restarted participant learns so.
+    runtime::crash_point("participant::after-prepare");
+    Ok(ApiJson(votes))
 }
 
 async fn commit_many<P: Participant>(
@@ -125,6 +129,8 @@ async fn commit_many<P: Participant>(
         )));
     }
     participant.commit_many(tx_ids).await?;
+    // Committed here, not yet answered: the coordinator sends the commit again.
+    runtime::crash_point("participant::after-commit");
     Ok(ApiJson(Committed {
         read_token: participant.read_token().await,
     }))
