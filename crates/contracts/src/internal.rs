@@ -108,6 +108,16 @@ pub const STATUS_PATH: &str = "/internal/status";
 /// Every service: `GET`, its metrics in Prometheus text format.
 pub const METRICS_PATH: &str = "/internal/metrics";
 
+/// Arms a crash point of this process (`POST` [`CrashPoint`]): it aborts the next time it
+/// passes there. Served only by builds with crash points (`--features failpoints`).
+pub const CRASH_POINT_PATH: &str = "/internal/admin/crash-point";
+
+/// The crash point to arm, by name (`order::after-decision`, `stats::after-apply`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashPoint {
+    pub name: String,
+}
+
 /// `converge up`'s supervisor: the processes it runs (`GET`), with the shared secret.
 pub const PROCESSES_PATH: &str = "/internal/processes";
 

@@ -1,5 +1,6 @@
 //! `converge drill` end to end on the default backends (SQLite files, the embedded feed): in
-//! each mode, a few real faults with short windows. Nothing acknowledged is lost or counted
+//! each mode, a few real faults with short windows (a crash point included: the test binary
+//! has them). Nothing acknowledged is lost or counted
 //! twice (0 violations), each fault was in force while it lasted, and after it the system
 //! agreed again with no process restarted beyond the fault's own.
 
@@ -73,13 +74,14 @@ fn failed(row: &Row) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strong_mode_answers_honestly_through_a_kill_a_wrong_secret_and_a_full_disk() {
+async fn strong_mode_answers_honestly_through_a_kill_a_wrong_secret_a_full_disk_and_a_crash() {
     let rows = drill(
         Mode::Strong,
         vec![
             fault(Kind::Kill, ServiceName::Payment),
             fault(Kind::WrongSecret, ServiceName::Account),
             fault(Kind::DiskFull, ServiceName::Stats),
+            fault(Kind::Crash, ServiceName::Order),
         ],
     )
     .await;
@@ -96,12 +98,12 @@ async fn strong_mode_answers_honestly_through_a_kill_a_wrong_secret_and_a_full_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_mode_catches_up_after_a_kill_a_wrong_secret_and_a_full_disk() {
+async fn queue_mode_catches_up_after_a_kill_a_wrong_secret_a_full_disk_and_a_crash() {
     eventual(Mode::Queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cron_mode_catches_up_after_a_kill_a_wrong_secret_and_a_full_disk() {
+async fn cron_mode_catches_up_after_a_kill_a_wrong_secret_a_full_disk_and_a_crash() {
     eventual(Mode::Cron).await;
 }
 
@@ -114,12 +116,15 @@ async fn eventual(mode: Mode) {
             fault(Kind::Kill, ServiceName::Stats),
             fault(Kind::WrongSecret, ServiceName::Account),
             fault(Kind::DiskFull, ServiceName::Stats),
+            fault(Kind::Crash, ServiceName::Stats),
         ],
     )
     .await;
-    let [kill, secret, disk] = &rows[..] else {
-        unreachable!("three rows")
+    let [kill, secret, disk, crash] = &rows[..] else {
+        unreachable!("four rows")
     };
+    // The crash point was reached (the drill says so otherwise) while orders were taken.
+    assert!(crash.during.acked > 0, "{:?}", crash.during);
     assert!(
         kill.during.acked > 0,
         "Order takes orders while Stats is down"

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{BoxError, Json, Router};
 use contracts::internal::{
-    METRICS_PATH, NETWORK_DELAY_PATH, PROCESSING_DELAY_MS_MAX, PROCESSING_DELAY_PATH,
-    ProcessingDelay, SECRET_HEADER,
+    CRASH_POINT_PATH, CrashPoint, METRICS_PATH, NETWORK_DELAY_PATH, PROCESSING_DELAY_MS_MAX,
+    PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER,
 };
 use contracts::limits::BODY_BYTES_MAX;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -213,6 +213,22 @@ pub fn service_router(
         .route(METRICS_PATH, get(move || async move { metrics.render() }))
         .route(PROCESSING_DELAY_PATH, delay_route(processing, "processing"))
         .route(NETWORK_DELAY_PATH, delay_route(network, "network"));
+    // Only builds with crash points can arm one: the drill's `crash` fault.
+    let internal = if crate::CRASH_POINTS_BUILT {
+        internal.route(
+            CRASH_POINT_PATH,
+            axum::routing::post(|ApiJson(point): ApiJson<CrashPoint>| async move {
+                if crate::arm_crash_point(&point.name) {
+                    tracing::warn!(point = point.name, "crash point armed");
+                    Ok(StatusCode::NO_CONTENT)
+                } else {
+                    Err(ApiError::Invalid(format!("cannot arm {:?}", point.name)))
+                }
+            }),
+        )
+    } else {
+        internal
+    };
     let router = public
         .route(
             "/health",

@@ -39,6 +39,22 @@ pub fn crash_point(name: &str) {
     let _ = name;
 }
 
+/// Whether this build has its crash points (the `failpoints` feature): without them,
+/// [`crash_point`] compiles to nothing and no crash point can be armed.
+pub const CRASH_POINTS_BUILT: bool = cfg!(feature = "failpoints");
+
+/// Arms crash point `name` in this process: the next pass there aborts it. `false` in a build
+/// without crash points.
+pub fn arm_crash_point(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    return fail::cfg(name, "return").is_ok();
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 /// A named point where a test makes an operation fail as its resource would (a write the disk
 /// refused): true when the point is armed, in builds with the `failpoints` feature only.
 pub fn failing_point(name: &str) -> bool {

@@ -4,17 +4,20 @@
 //! a wrong secret, a process's file-size limit is lowered under its database (its writes fail
 //! as on a full disk), a delay is set through the services' own admin routes. Lifting it is
 //! the operator's fix (restart, `SIGCONT`, the right secret, room on the disk, delay back to 0),
-//! never more: the drill then measures whether the system agrees again by itself.
+//! never more: the drill then measures whether the system agrees again by itself. A crash is
+//! a crash point armed in the running process (builds with `--features failpoints`): it
+//! aborts at the next pass there, as a power cut would stop it, mid-protocol.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use contracts::ServiceName;
 use contracts::internal::{
-    NETWORK_DELAY_PATH, PROCESSING_DELAY_PATH, ProcessingDelay, SECRET_HEADER,
+    CRASH_POINT_PATH, CrashPoint, NETWORK_DELAY_PATH, PROCESSING_DELAY_PATH, ProcessingDelay,
+    SECRET_HEADER,
 };
+use contracts::{Mode, ServiceName};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde::Serialize;
@@ -47,16 +50,21 @@ pub enum Kind {
     DelaySpike,
     /// Stats' processing delay raised, then back to 0.
     SlowStats,
+    /// A crash point armed in a service's process: it aborts at the next pass there (Order
+    /// after logging a decision or appending to its outbox; Payment and Stats after a
+    /// prepare or an apply), and is restarted at the end of the window.
+    Crash,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Kill,
         Kind::Pause,
         Kind::WrongSecret,
         Kind::DiskFull,
         Kind::DelaySpike,
         Kind::SlowStats,
+        Kind::Crash,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +75,7 @@ impl Kind {
             Kind::DiskFull => "disk-full",
             Kind::DelaySpike => "delay-spike",
             Kind::SlowStats => "slow-stats",
+            Kind::Crash => "crash",
         }
     }
 
@@ -81,7 +90,19 @@ impl Kind {
             Kind::DiskFull => &[ServiceName::Stats, ServiceName::Order],
             Kind::SlowStats => &[ServiceName::Stats],
             Kind::DelaySpike => &[ServiceName::Order],
+            Kind::Crash => &[ServiceName::Order, ServiceName::Payment, ServiceName::Stats],
         }
+    }
+}
+
+/// Where [`Kind::Crash`] stops `service` in `mode`: mid-protocol, after a durable step and
+/// before anyone hears of it.
+fn crash_point(mode: Mode, service: ServiceName) -> String {
+    match (mode, service) {
+        (Mode::Strong, ServiceName::Order) => "order::after-decision".into(),
+        (Mode::Strong, _) => "participant::after-prepare".into(),
+        (_, ServiceName::Order) => "order::after-placement".into(),
+        (_, service) => format!("{service}::after-apply"),
     }
 }
 
@@ -133,6 +154,12 @@ pub struct Reach {
 
 /// Why a fault cannot run on these backends, if it cannot.
 pub fn unsupported(fault: Fault, reach: &Reach) -> Option<String> {
+    if fault.kind == Kind::Crash && !runtime::CRASH_POINTS_BUILT {
+        return Some(
+            "skipped: this build has no crash points (cargo run --release --features failpoints)"
+                .into(),
+        );
+    }
     if fault.kind != Kind::DiskFull {
         return None;
     }
@@ -180,6 +207,17 @@ pub async fn inject(fault: Fault, cluster: &mut Cluster, reach: &Reach) -> anyho
         Kind::SlowStats => {
             set_delay(cluster, reach, fault.target, PROCESSING_DELAY_PATH, SLOW).await
         }
+        Kind::Crash => {
+            let name = crash_point(cluster.plan().mode, fault.target);
+            post(
+                cluster,
+                reach,
+                fault.target,
+                CRASH_POINT_PATH,
+                &CrashPoint { name },
+            )
+            .await
+        }
     }
 }
 
@@ -188,6 +226,16 @@ pub async fn heal(fault: Fault, cluster: &mut Cluster, reach: &Reach) -> anyhow:
     let part = Part::Service(fault.target);
     match fault.kind {
         Kind::Kill | Kind::WrongSecret => cluster.restart(part, 0, Vec::new()).await,
+        Kind::Crash => {
+            let crashed = cluster.exited(part, 0)?.is_some();
+            cluster.restart(part, 0, Vec::new()).await?;
+            anyhow::ensure!(
+                crashed,
+                "{} was not reached within the window",
+                crash_point(cluster.plan().mode, fault.target)
+            );
+            Ok(())
+        }
         Kind::Pause => cluster.resume(part, 0),
         Kind::DiskFull => file_size_limit(cluster, part, "unlimited").await,
         Kind::DelaySpike => {
@@ -240,6 +288,20 @@ async fn set_delay(
     path: &str,
     delay: Duration,
 ) -> anyhow::Result<()> {
+    let delay = ProcessingDelay {
+        delay_ms: delay.as_millis() as u64,
+    };
+    post(cluster, reach, service, path, &delay).await
+}
+
+/// `POST`s `body` to a service's internal admin route `path`, with the secret.
+async fn post(
+    cluster: &Cluster,
+    reach: &Reach,
+    service: ServiceName,
+    path: &str,
+    body: &impl Serialize,
+) -> anyhow::Result<()> {
     let addr = cluster
         .addr(Part::Service(service), 0)
         .with_context(|| format!("no {service}"))?;
@@ -247,9 +309,7 @@ async fn set_delay(
         .http
         .post(format!("http://{addr}{path}"))
         .header(SECRET_HEADER, cluster.secret())
-        .json(&ProcessingDelay {
-            delay_ms: delay.as_millis() as u64,
-        })
+        .json(body)
         .timeout(Duration::from_secs(5))
         .send()
         .await
@@ -269,7 +329,7 @@ mod tests {
     #[test]
     fn kill_and_pause_go_through_every_service_the_others_hit_theirs() {
         let faults = each(&Kind::ALL);
-        assert_eq!(faults.len(), 5 + 5 + 1 + 2 + 1 + 1);
+        assert_eq!(faults.len(), 5 + 5 + 1 + 2 + 1 + 1 + 3);
         assert!(faults.contains(&Fault {
             kind: Kind::WrongSecret,
             target: ServiceName::Account
