@@ -6,6 +6,8 @@
 //! - [`workload`]: a seeded workload of accounts, top-ups and orders, and the client that
 //!   drives it through the public API.
 //! - [`demo`]: the same workload through each mode, side by side.
+//! - [`soak`]: one mode at a steady rate for minutes, with memory and every table and database
+//!   file sampled: the evidence that pruning keeps the disk bounded and memory stays flat.
 //! - [`up`]: the services and the gateway as separate processes, which the drill and the
 //!   crash tests also drive (kill, pause, restart).
 
@@ -14,6 +16,7 @@ pub mod bench;
 pub mod demo;
 pub mod floor;
 pub mod settings;
+pub mod soak;
 pub mod system;
 pub mod up;
 pub use loadgen::workload;

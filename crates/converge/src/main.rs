@@ -18,7 +18,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Demo(_) | Command::Bench(_) | Command::Check(_) | Command::Replicas(_)
+        Command::Demo(_)
+            | Command::Bench(_)
+            | Command::Soak(_)
+            | Command::Check(_)
+            | Command::Replicas(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -34,6 +38,7 @@ async fn main() -> ExitCode {
         Command::Check(args) => check(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
+        Command::Soak(args) => soak(*args).await,
         Command::Replicas(args) => replicas::run(args).await,
     };
     result.unwrap_or_else(|error| {
@@ -287,26 +292,29 @@ async fn bench(args: converge::settings::BenchArgs) -> anyhow::Result<ExitCode> 
     finish(&report, &args.out)
 }
 
+async fn soak(args: converge::settings::SoakArgs) -> anyhow::Result<ExitCode> {
+    let plan = converge::soak::Plan::from_args(&args, command_line());
+    println!("{}", plan.describe());
+    let soak = converge::soak::run(&plan, |sample| println!("{}", sample.line())).await?;
+    let page = converge::soak::write(&soak, &args.out)?;
+    println!("{}", soak.summary());
+    println!("report: {} (soak.json and the SVG charts beside it)", page.display());
+    for violation in &soak.violations {
+        println!("{violation}");
+    }
+    Ok(if soak.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Every database × transport pair the bench was asked for.
 fn bench_backends(args: &converge::settings::BenchArgs) -> Vec<converge::bench::Backends> {
-    use converge::bench::{Backends, Store, Transport};
-    use converge::settings::{StoreArg, TransportArg};
     let mut pairs = Vec::new();
-    for store in &args.store {
-        for transport in &args.transport {
-            let store = match store {
-                StoreArg::Sqlite => Store::Sqlite,
-                StoreArg::Postgres => Store::Postgres {
-                    url: args.database_url.clone(),
-                },
-            };
-            let transport = match transport {
-                TransportArg::Embedded => Transport::Embedded,
-                TransportArg::Nats => Transport::Nats {
-                    url: args.nats_url.clone(),
-                },
-            };
-            let pair = Backends { store, transport };
+    for &store in &args.store {
+        for &transport in &args.transport {
+            let pair = args.servers.backends(store, transport);
             if !pairs.contains(&pair) {
                 pairs.push(pair);
             }

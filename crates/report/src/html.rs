@@ -45,15 +45,6 @@ figure { margin: 0.5rem 0 1rem; }
 figcaption { font-weight: 600; font-size: 0.9rem; margin-bottom: 0.2rem; }
 p.howto { color: #444; font-size: 0.9rem; max-width: 62rem; }
 p.howto::before { content: "How to read this: "; font-weight: 600; }
-svg.chart { max-width: 100%; height: auto; font-size: 11px; font-family: inherit; }
-svg .grid { stroke: #e6e6e6; stroke-width: 1; }
-svg .frame { fill: none; stroke: #999; }
-svg .frame.empty { stroke-dasharray: 4 3; }
-svg .tick { fill: #555; }
-svg .axis-title { fill: #333; font-size: 12px; }
-svg .legend-label { fill: #333; }
-svg .nodata { fill: #888; font-size: 14px; }
-svg .bar-value { fill: #333; font-size: 9px; }
 section.violations { border-left: 4px solid #b00020; padding-left: 1rem; }
 section.violations li { color: #b00020; }
 footer { margin-top: 2rem; color: #777; font-size: 0.8rem; }
@@ -135,9 +126,10 @@ pub fn render(report: &Report) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Converge bench report: {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{}\n\
+         <title>Converge bench report: {}</title>\n<style>{CSS}{}</style>\n</head>\n<body>\n{}\n\
          <footer>Every figure comes from report.json, written next to this page.</footer>\n</body>\n</html>\n",
         escape(&report.started_at),
+        crate::svg::STYLE,
         sections.join("\n")
     )
 }

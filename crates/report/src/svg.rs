@@ -26,6 +26,31 @@ const CHAR_W: f64 = 6.4;
 /// Series with at most this many points also get a dot at each point.
 const MARKERS_UP_TO: usize = 24;
 
+/// The charts' style sheet: the page includes it, and [`standalone`] puts it in the chart.
+pub const STYLE: &str = r#"
+svg.chart { max-width: 100%; height: auto; font-size: 11px; font-family: inherit; }
+svg .grid { stroke: #e6e6e6; stroke-width: 1; }
+svg .frame { fill: none; stroke: #999; }
+svg .frame.empty { stroke-dasharray: 4 3; }
+svg .tick { fill: #555; }
+svg .axis-title { fill: #333; font-size: 12px; }
+svg .legend-label { fill: #333; }
+svg .nodata { fill: #888; font-size: 14px; }
+svg .bar-value { fill: #333; font-size: 9px; }
+"#;
+
+/// A rendered chart as a file of its own (`.svg`): with the SVG namespace, which a file needs
+/// and inline SVG does not, and its style sheet inside.
+pub fn standalone(svg: &str) -> String {
+    let Some(rest) = svg.strip_prefix("<svg ") else {
+        return svg.to_string();
+    };
+    let (open, body) = rest.split_once('>').unwrap_or((rest, ""));
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" {open}><style>{STYLE}</style>{body}"
+    )
+}
+
 /// How an axis maps values to positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
