@@ -126,7 +126,8 @@ pub struct Sample {
     pub acknowledged: u64,
     /// This process's resident set (`VmRSS`), MiB.
     pub rss_mib: f64,
-    /// One per service, in the order of [`ServiceName::ALL`].
+    /// One per service, in the order of [`ServiceName::ALL`]. The last sample is taken once the
+    /// system has caught up with the load.
     pub databases: Vec<Database>,
 }
 
@@ -282,10 +283,10 @@ async fn load_and_check(
             (opened.request(&order), order.idempotency_key)
         })
         .await;
+    crate::demo::wait_quiet(&client, bench::QUIET_TIMEOUT).await?;
     stop_sampling.cancel();
     let samples = sampler.await??;
 
-    crate::demo::wait_quiet(&client, bench::QUIET_TIMEOUT).await?;
     let options = checker::CheckOptions {
         acknowledged: checked.lock().expect("never poisoned").clone(),
         ..Default::default()
@@ -328,7 +329,8 @@ impl Sampler {
     }
 }
 
-/// A sample every `every` (the first after one period) until `stop`.
+/// A sample every `every` (the first after one period) until `stop`, and a last one then:
+/// the system once it has caught up with the load.
 async fn sample_until(
     sampler: Sampler,
     stop: CancellationToken,
@@ -339,13 +341,16 @@ async fn sample_until(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut samples = Vec::new();
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(samples),
-            _ = ticks.tick() => {}
-        }
+        let last = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = ticks.tick() => false,
+        };
         let sample = sampler.sample(started).await?;
         on_sample(&sample);
         samples.push(sample);
+        if last {
+            return Ok(samples);
+        }
     }
 }
 
