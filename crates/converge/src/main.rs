@@ -298,7 +298,10 @@ async fn soak(args: converge::settings::SoakArgs) -> anyhow::Result<ExitCode> {
     let soak = converge::soak::run(&plan, |sample| println!("{}", sample.line())).await?;
     let page = converge::soak::write(&soak, &args.out)?;
     println!("{}", soak.summary());
-    println!("report: {} (soak.json and the SVG charts beside it)", page.display());
+    println!(
+        "report: {} (soak.json and the SVG charts beside it)",
+        page.display()
+    );
     for violation in &soak.violations {
         println!("{violation}");
     }

@@ -695,7 +695,12 @@ pub struct SoakArgs {
     pub mode: ModeArg,
     /// The database: `sqlite` (a file per service, in a temporary directory) or `postgres` (a
     /// schema per service at --database-url, dropped after).
-    #[arg(long, value_enum, env = "CONVERGE_BENCH_STORE", default_value = "sqlite")]
+    #[arg(
+        long,
+        value_enum,
+        env = "CONVERGE_BENCH_STORE",
+        default_value = "sqlite"
+    )]
     pub store: StoreArg,
     /// The event transport: `embedded` or `nats`.
     #[arg(
@@ -752,7 +757,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     match number.trim().parse::<f64>() {
         Ok(n) if n > 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n * seconds)),
-        _ => Err(format!("expected a positive duration such as 90s or 10m, got {s:?}")),
+        _ => Err(format!(
+            "expected a positive duration such as 90s or 10m, got {s:?}"
+        )),
     }
 }
 

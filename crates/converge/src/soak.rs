@@ -224,7 +224,10 @@ impl Soak {
 }
 
 /// Runs the soak; `on_sample` sees each sample as it is taken.
-pub async fn run(plan: &Plan, on_sample: impl Fn(&Sample) + Send + 'static) -> anyhow::Result<Soak> {
+pub async fn run(
+    plan: &Plan,
+    on_sample: impl Fn(&Sample) + Send + 'static,
+) -> anyhow::Result<Soak> {
     let dir = tempfile::tempdir()?;
     let prefix = format!("soak{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let mut config = SystemConfig::new(plan.mode, plan.backends.location(dir.path(), &prefix));
@@ -380,7 +383,9 @@ fn sqlite_database(dir: &Path, service: &str) -> anyhow::Result<Database> {
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     connection.busy_timeout(Duration::from_secs(5))?;
     let tables: Vec<String> = connection
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let mut rows = BTreeMap::new();
@@ -419,7 +424,10 @@ fn postgres_database(
         let size: i64 = table.get(1);
         bytes += size.max(0) as u64;
         let count: i64 = client
-            .query_one(&format!("SELECT count(*) FROM \"{schema}\".\"{name}\""), &[])?
+            .query_one(
+                &format!("SELECT count(*) FROM \"{schema}\".\"{name}\""),
+                &[],
+            )?
             .get(0);
         rows.insert(name, count.max(0) as u64);
     }
@@ -497,7 +505,11 @@ fn charts(soak: &Soak) -> Vec<(String, String, String)> {
         charts.push((
             format!("rows-{service}.svg"),
             format!("{title} (log scale)"),
-            line(&title, Axis::log("rows"), table_series(soak, service.as_str())),
+            line(
+                &title,
+                Axis::log("rows"),
+                table_series(soak, service.as_str()),
+            ),
         ));
     }
     charts

@@ -46,7 +46,11 @@ async fn a_short_soak_is_clean_and_prunes_the_bookkeeping() {
     let soak = soak::run(&short_plan(), |_| {}).await.unwrap();
 
     assert!(soak.violations.is_empty(), "{:?}", soak.violations);
-    assert!(soak.acknowledged >= 1_000, "{} acknowledged", soak.acknowledged);
+    assert!(
+        soak.acknowledged >= 1_000,
+        "{} acknowledged",
+        soak.acknowledged
+    );
     assert!(soak.samples.len() >= 10, "{} samples", soak.samples.len());
     // Every acknowledged order put at least one event in Order's outbox and one key in its
     // table: kept for a second, only those of the last few seconds may remain.

@@ -46,9 +46,7 @@ pub fn standalone(svg: &str) -> String {
         return svg.to_string();
     };
     let (open, body) = rest.split_once('>').unwrap_or((rest, ""));
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" {open}><style>{STYLE}</style>{body}"
-    )
+    format!("<svg xmlns=\"http://www.w3.org/2000/svg\" {open}><style>{STYLE}</style>{body}")
 }
 
 /// How an axis maps values to positions.
