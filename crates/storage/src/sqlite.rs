@@ -25,8 +25,8 @@ const STATEMENT_CACHE_MAX: usize = 512;
 /// Statements with more parameters than this are prepared at each use, not kept. They are
 /// set-based statements over a batch, one per batch size, each a program as long as its
 /// batch: kept, they filled the cache over minutes as new sizes came (tens of MiB per
-/// connection, the memory growth `converge soak` showed). Parsing one costs microseconds,
-/// against its batch's fsync.
+/// connection, the memory growth `converge soak` showed). Each use parses it again, a cost
+/// its whole batch shares.
 const CACHED_PARAMS_MAX: usize = 32;
 
 /// Placeholder rewrites kept per connection, for the same reason.
