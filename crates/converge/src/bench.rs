@@ -33,11 +33,11 @@ use crate::settings::{BenchMode, Rate};
 use crate::system::{System, SystemConfig};
 
 /// How long a run may take to agree after the load stops before the bench gives up on it.
-const QUIET_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const QUIET_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Acknowledged orders the checker looks up one by one ("no order lost"); the rest are
 /// covered by the per-account audit. Bounded so that checking stays quick at any rate.
-const CHECKED_ACKS_MAX: usize = 2_000;
+pub(crate) const CHECKED_ACKS_MAX: usize = 2_000;
 
 /// Everything a bench needs to know; built from `converge bench` or `converge demo`.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl Backends {
     }
 
     /// Where a run's data goes, and a prefix nothing else uses (schemas, streams).
-    fn location(&self, dir: &Path, prefix: &str) -> storage::Location {
+    pub(crate) fn location(&self, dir: &Path, prefix: &str) -> storage::Location {
         match &self.store {
             Store::Sqlite => storage::Location::Sqlite {
                 dir: dir.to_owned(),
@@ -131,7 +131,7 @@ impl Backends {
         }
     }
 
-    fn transport(&self, prefix: &str) -> runtime::Transport {
+    pub(crate) fn transport(&self, prefix: &str) -> runtime::Transport {
         match &self.transport {
             Transport::Embedded => runtime::Transport::Embedded,
             Transport::Nats { url } => runtime::Transport::Nats {
@@ -273,7 +273,7 @@ impl Target {
 }
 
 /// Drops a run's PostgreSQL schemas and NATS streams: a bench leaves nothing on the servers.
-async fn clean_up(
+pub(crate) async fn clean_up(
     location: &storage::Location,
     transport: &runtime::Transport,
 ) -> anyhow::Result<()> {

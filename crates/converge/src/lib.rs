@@ -7,6 +7,8 @@
 //!   drives it through the public API.
 //! - [`demo`]: the same workload through each mode, side by side.
 //! - [`dead_letters`]: `converge dead-letters`, an operator's hands on set-aside events.
+//! - [`soak`]: one mode at a steady rate for minutes, with memory and every table and database
+//!   file sampled: the evidence that pruning keeps the disk bounded and memory stays flat.
 //! - [`up`]: the services and the gateway as separate processes, which the drill and the
 //!   crash tests also drive (kill, pause, restart).
 //! - [`supervisor`]: `converge up`'s control routes, through which the dashboard kills and
@@ -20,6 +22,7 @@ pub mod demo;
 pub mod drill;
 pub mod floor;
 pub mod settings;
+pub mod soak;
 pub mod supervisor;
 pub mod system;
 pub mod up;

@@ -28,6 +28,7 @@ async fn main() -> ExitCode {
             | Command::Bench(_)
             | Command::Check(_)
             | Command::Drill(_)
+            | Command::Soak(_)
             | Command::Replicas(_)
             | Command::DeadLetters(_)
     );
@@ -49,6 +50,7 @@ async fn main() -> ExitCode {
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench(args).await,
         Command::Drill(args) => drill(*args).await,
+        Command::Soak(args) => soak(*args).await,
         Command::Replicas(args) => replicas::run(args).await,
         Command::DeadLetters(args) => converge::dead_letters::run(args).await,
     };
@@ -339,26 +341,32 @@ async fn drill(args: converge::settings::DrillArgs) -> anyhow::Result<ExitCode> 
     })
 }
 
+async fn soak(args: converge::settings::SoakArgs) -> anyhow::Result<ExitCode> {
+    let plan = converge::soak::Plan::from_args(&args, command_line());
+    println!("{}", plan.describe());
+    let soak = converge::soak::run(&plan, |sample| println!("{}", sample.line())).await?;
+    let page = converge::soak::write(&soak, &args.out)?;
+    println!("{}", soak.summary());
+    println!(
+        "report: {} (soak.json and the SVG charts beside it)",
+        page.display()
+    );
+    for violation in &soak.violations {
+        println!("{violation}");
+    }
+    Ok(if soak.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Every database × transport pair the bench was asked for.
 fn bench_backends(args: &converge::settings::BenchArgs) -> Vec<converge::bench::Backends> {
-    use converge::bench::{Backends, Store, Transport};
-    use converge::settings::{StoreArg, TransportArg};
     let mut pairs = Vec::new();
-    for store in &args.store {
-        for transport in &args.transport {
-            let store = match store {
-                StoreArg::Sqlite => Store::Sqlite,
-                StoreArg::Postgres => Store::Postgres {
-                    url: args.database_url.clone(),
-                },
-            };
-            let transport = match transport {
-                TransportArg::Embedded => Transport::Embedded,
-                TransportArg::Nats => Transport::Nats {
-                    url: args.nats_url.clone(),
-                },
-            };
-            let pair = Backends { store, transport };
+    for &store in &args.store {
+        for &transport in &args.transport {
+            let pair = args.servers.backends(store, transport);
             if !pairs.contains(&pair) {
                 pairs.push(pair);
             }

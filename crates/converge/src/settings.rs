@@ -39,6 +39,9 @@ pub enum Command {
     /// time (kill, pause, wrong secret, full disk, delay spike, slow Stats); per fault the
     /// availability during it, the time to agree after it and the checker's verdict.
     Drill(Box<DrillArgs>),
+    /// Run one mode at a steady rate for long (minutes) and watch memory and every table and
+    /// database file: what is pruned stays bounded, memory stays flat.
+    Soak(Box<SoakArgs>),
     /// Replicated database nodes: a local PostgreSQL primary with hot standbys (up, status,
     /// down) and the bench of its replication policies.
     Replicas(replicas::Args),
@@ -568,6 +571,49 @@ impl BenchMode {
     }
 }
 
+/// The servers of the bench's and the soak's PostgreSQL and NATS runs.
+#[derive(Debug, Clone, Args)]
+pub struct ServerUrls {
+    /// The PostgreSQL database of `--store postgres` runs (each run in schemas of its own,
+    /// dropped after).
+    #[arg(
+        long,
+        env = "CONVERGE_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// The NATS server of `--transport nats` runs (each run with streams of its own, deleted
+    /// after).
+    #[arg(
+        long,
+        env = "CONVERGE_BENCH_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+}
+
+impl ServerUrls {
+    /// The run's database and transport, on these servers.
+    pub fn backends(&self, store: StoreArg, transport: TransportArg) -> crate::bench::Backends {
+        use crate::bench::{Backends, Store, Transport};
+        Backends {
+            store: match store {
+                StoreArg::Sqlite => Store::Sqlite,
+                StoreArg::Postgres => Store::Postgres {
+                    url: self.database_url.clone(),
+                },
+            },
+            transport: match transport {
+                TransportArg::Embedded => Transport::Embedded,
+                TransportArg::Nats => Transport::Nats {
+                    url: self.nats_url.clone(),
+                },
+            },
+        }
+    }
+}
+
 /// `--rate 2000` (orders per second, open loop) or `--rate max` (closed loop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rate {
@@ -620,23 +666,8 @@ pub struct BenchArgs {
         default_value = "embedded"
     )]
     pub transport: Vec<TransportArg>,
-    /// The PostgreSQL database of `--store postgres` runs (each run in schemas of its own,
-    /// dropped after).
-    #[arg(
-        long,
-        env = "CONVERGE_BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test",
-        hide_env_values = true
-    )]
-    pub database_url: String,
-    /// The NATS server of `--transport nats` runs (each run with streams of its own, deleted
-    /// after).
-    #[arg(
-        long,
-        env = "CONVERGE_BENCH_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub nats_url: String,
+    #[command(flatten)]
+    pub servers: ServerUrls,
     /// Offered load: orders per second at constant intervals (open loop, latency counted from
     /// each order's intended send time), or `max` for as fast as --connections allow.
     #[arg(long, env = "CONVERGE_BENCH_RATE", default_value = "500")]
@@ -736,5 +767,97 @@ impl DrillMode {
             DrillMode::Cron => vec![Mode::Cron],
             DrillMode::All => Mode::ALL.to_vec(),
         }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SoakArgs {
+    /// The mode to soak.
+    #[arg(long, value_enum, default_value = "queue")]
+    pub mode: ModeArg,
+    /// The database: `sqlite` (a file per service, in a temporary directory) or `postgres` (a
+    /// schema per service at --database-url, dropped after).
+    #[arg(
+        long,
+        value_enum,
+        env = "CONVERGE_BENCH_STORE",
+        default_value = "sqlite"
+    )]
+    pub store: StoreArg,
+    /// The event transport: `embedded` or `nats`.
+    #[arg(
+        long,
+        value_enum,
+        env = "CONVERGE_BENCH_TRANSPORT",
+        default_value = "embedded"
+    )]
+    pub transport: TransportArg,
+    #[command(flatten)]
+    pub servers: ServerUrls,
+    /// Orders offered per second, at constant intervals (open loop). For the memory target,
+    /// 80 % of the mode's ceiling (`converge bench --modes queue --rate max`).
+    #[arg(long, default_value_t = 500)]
+    pub rate: u64,
+    /// How long the load runs: `90s`, `10m`, `1h` (a bare number is seconds).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Ordinary accounts the orders are spread over (plus four probe accounts).
+    #[arg(long, default_value_t = 200)]
+    pub accounts: usize,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// How long outbox events (once passed), idempotency keys and completed decisions are
+    /// kept: short, so that pruning shows within the run (`serve` keeps them 60 s, 24 h and
+    /// 1 h).
+    #[arg(long, default_value_t = 30)]
+    pub retention_s: u64,
+    /// How often each service prunes.
+    #[arg(long, default_value_t = 5)]
+    pub prune_interval_s: u64,
+    /// How often memory, tables and files are measured.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub sample_every: Duration,
+    /// Where soak.json, the SVG charts and index.html go.
+    #[arg(long, default_value = "./converge-soak")]
+    pub out: PathBuf,
+}
+
+/// `90s`, `10m`, `1.5h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let seconds = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3_600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s, m or h")),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n * seconds)),
+        _ => Err(format!(
+            "expected a positive duration such as 90s or 10m, got {s:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-3m").is_err());
     }
 }

@@ -40,6 +40,16 @@ const CHAR_W: f64 = 6.4;
 /// Series with at most this many points also get a dot at each point.
 const MARKERS_UP_TO: usize = 24;
 
+/// A rendered chart as a file of its own (`.svg`): with the SVG namespace, which a file needs
+/// and inline SVG does not, and its style sheet inside.
+pub fn standalone(svg: &str) -> String {
+    let Some(rest) = svg.strip_prefix("<svg ") else {
+        return svg.to_string();
+    };
+    let (open, body) = rest.split_once('>').unwrap_or((rest, ""));
+    format!("<svg xmlns=\"http://www.w3.org/2000/svg\" {open}><style>{STYLE}</style>{body}")
+}
+
 /// How an axis maps values to positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
@@ -580,18 +590,6 @@ pub struct Band {
     pub label: String,
     /// A CSS color, drawn translucent.
     pub color: String,
-}
-
-/// A chart meant to be saved as a file of its own: with the namespace and the [`STYLE`] that a
-/// page would otherwise give it.
-pub fn standalone(svg: &str) -> String {
-    match svg.split_once('>') {
-        Some((open, rest)) => format!(
-            "{} xmlns=\"http://www.w3.org/2000/svg\"><style>{STYLE}</style>{rest}",
-            open.trim_end_matches('/')
-        ),
-        None => svg.to_owned(),
-    }
 }
 
 /// The bands, clipped to the plot area.

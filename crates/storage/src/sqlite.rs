@@ -18,9 +18,16 @@ use crate::sql::{Engine, Param, Row, RowRef, to_sqlite};
 /// schema read contend with the single writer, so 5 s means something is stuck.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Prepared statements kept per connection. The set-based statements vary with the batch's
-/// size, so this is a few hundred rather than the handful of fixed statements.
+/// Prepared statements kept per connection: the fixed statements, and the set-based ones of
+/// small batches.
 const STATEMENT_CACHE_MAX: usize = 512;
+
+/// Statements with more parameters than this are prepared at each use, not kept. They are
+/// set-based statements over a batch, one per batch size, each a program as long as its
+/// batch: kept, they filled the cache over minutes as new sizes came (tens of MiB per
+/// connection, the memory growth `converge soak` showed). Each use parses it again, a cost
+/// its whole batch shares.
+const CACHED_PARAMS_MAX: usize = 32;
 
 /// Placeholder rewrites kept per connection, for the same reason.
 const REWRITES_MAX: usize = 1_024;
@@ -59,6 +66,23 @@ impl SqliteConn {
         })
     }
 
+    /// Runs `f` on `sql` prepared: from the cache, unless it is a large set-based statement
+    /// (see [`CACHED_PARAMS_MAX`]).
+    fn with_statement<T>(
+        &mut self,
+        sql: &str,
+        params: &[&dyn Param],
+        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        if params.len() > CACHED_PARAMS_MAX {
+            let mut statement = self.conn.prepare(&to_sqlite(sql))?;
+            return f(&mut statement);
+        }
+        let sql = Self::rewrite(&mut self.rewrites, sql);
+        let mut statement = self.conn.prepare_cached(sql)?;
+        f(&mut statement)
+    }
+
     fn rewrite<'s>(rewrites: &'s mut HashMap<String, String>, sql: &str) -> &'s str {
         if !rewrites.contains_key(sql) {
             if rewrites.len() >= REWRITES_MAX {
@@ -80,9 +104,9 @@ impl Conn for SqliteConn {
     }
 
     fn execute(&mut self, sql: &str, params: &[&dyn Param]) -> Result<u64, DbError> {
-        let sql = Self::rewrite(&mut self.rewrites, sql);
-        let mut statement = self.conn.prepare_cached(sql)?;
-        Ok(statement.execute(bind(params))? as u64)
+        self.with_statement(sql, params, |statement| {
+            Ok(statement.execute(bind(params))? as u64)
+        })
     }
 
     fn query_each(
@@ -91,13 +115,13 @@ impl Conn for SqliteConn {
         params: &[&dyn Param],
         each: &mut dyn FnMut(Row<'_>) -> Result<(), DbError>,
     ) -> Result<(), DbError> {
-        let sql = Self::rewrite(&mut self.rewrites, sql);
-        let mut statement = self.conn.prepare_cached(sql)?;
-        let mut rows = statement.query(bind(params))?;
-        while let Some(row) = rows.next()? {
-            each(Row(RowRef::Sqlite(row)))?;
-        }
-        Ok(())
+        self.with_statement(sql, params, |statement| {
+            let mut rows = statement.query(bind(params))?;
+            while let Some(row) = rows.next()? {
+                each(Row(RowRef::Sqlite(row)))?;
+            }
+            Ok(())
+        })
     }
 
     fn control(&mut self, sql: &str) -> Result<(), DbError> {
