@@ -139,7 +139,9 @@ impl ServiceAdmin {
     }
 
     /// Kills (`SIGKILL`) or restarts every process of `service` through the supervisor. A
-    /// restart answers once each process is healthy again.
+    /// restart answers once each process is healthy again; the call waits
+    /// [`CONTROL_TIMEOUT`] for that (the supervisor allows a start 30 s), and past it the page
+    /// is told the restart may still be under way.
     pub async fn act_on_processes(
         &self,
         service: ServiceName,
